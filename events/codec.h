@@ -1,0 +1,42 @@
+// Encoding and decoding of log records (the Cap'n Proto Envelope of
+// events/schema/ledger.capnp).
+//
+// Encoded bytes are the standard Cap'n Proto serialization, unpacked, of one segment holding
+// the envelope in canonical form: the same record always encodes to the same bytes. Those
+// bytes are what the log stores, hashes and publishes.
+//
+// DecodeRecord takes untrusted bytes: whatever they hold, it returns a Record or a
+// Corruption status naming what is wrong; it never reads outside the given bytes.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "events/record.h"
+#include "events/status.h"
+
+namespace shardledger {
+
+// The largest encoded record accepted, and nesting depth beyond which decoding refuses.
+inline constexpr size_t kMaxRecordBytes = 16 * 1024 * 1024;
+inline constexpr int kMaxNestingDepth = 16;
+
+struct EncodedRecord {
+  std::string bytes;
+  size_t hash_offset = 0;  // where the 32 bytes of the `hash` field sit inside `bytes`
+};
+
+// Encodes `record` including its `hash` field as it is.
+EncodedRecord EncodeRecord(const Record& record);
+
+// Decodes a record; `hash_offset`, when given, receives where the hash field's bytes sit.
+Result<Record> DecodeRecord(std::span<const uint8_t> bytes, size_t* hash_offset = nullptr);
+
+inline Result<Record> DecodeRecord(std::string_view bytes, size_t* hash_offset = nullptr) {
+  return DecodeRecord(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
+      hash_offset);
+}
+
+}  // namespace shardledger

@@ -1,0 +1,421 @@
+// EventLog: opening, recovery and reads. Appending lives in event_log_append.cc.
+#include "events/event_log.h"
+
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "events/chain.h"
+#include "events/codec.h"
+#include "events/keys.h"
+
+namespace shardledger {
+
+namespace {
+
+constexpr char kLogCf[] = "log";
+constexpr char kStreamsCf[] = "streams";
+constexpr char kIdsCf[] = "ids";
+constexpr char kMetaCf[] = "meta";
+constexpr char kHeadKey[] = "head";
+
+Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  ErrorCode code = s.IsCorruption() ? ErrorCode::kCorruption : ErrorCode::kIoError;
+  return Status(code, std::string(what) + ": " + s.ToString());
+}
+
+rocksdb::ColumnFamilyOptions CfOptions(std::string_view name) {
+  rocksdb::ColumnFamilyOptions cf;
+  rocksdb::BlockBasedTableOptions table;
+  if (name != kLogCf) {
+    // Point lookups of keys that mostly do not exist (new event ids, new streams): a bloom
+    // filter answers those without a disk read, in SST files and in the memtable alike.
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    cf.memtable_prefix_bloom_size_ratio = 0.05;
+    cf.memtable_whole_key_filtering = true;
+  }
+  table.block_cache = rocksdb::NewLRUCache(64 << 20);
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  cf.write_buffer_size = 64 << 20;
+  return cf;
+}
+
+}  // namespace
+
+std::string_view DurabilityName(Durability durability) {
+  return durability == Durability::kDurable ? "durable" : "buffered";
+}
+
+std::optional<Durability> ParseDurability(std::string_view name) {
+  if (name == "durable") return Durability::kDurable;
+  if (name == "buffered") return Durability::kBuffered;
+  return std::nullopt;
+}
+
+EventLog::EventLog(std::string dir, EventLogOptions options)
+    : dir_(std::move(dir)), options_(std::move(options)) {}
+
+Result<std::unique_ptr<EventLog>> EventLog::Open(const std::string& dir, EventLogOptions options) {
+  if (!options.clock) {
+    options.clock = [] {
+      return std::chrono::duration_cast<std::chrono::nanoseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+          .count();
+    };
+  }
+  std::unique_ptr<EventLog> log(new EventLog(dir, std::move(options)));
+  SL_RETURN_IF_ERROR(log->OpenDb());
+  SL_RETURN_IF_ERROR(log->RecoverHead());
+  log->writer_ = std::thread([raw = log.get()] { raw->WriterLoop(); });
+  return log;
+}
+
+Status EventLog::OpenDb() {
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  db_options.max_background_jobs = 2;
+  db_options.bytes_per_sync = 1 << 20;
+
+  // Open every column family the directory has (a tool may open a log whose projections it
+  // does not know) plus the ones this process needs.
+  std::vector<std::string> names;
+  rocksdb::Status listed = rocksdb::DB::ListColumnFamilies(db_options, dir_, &names);
+  if (!listed.ok()) names = {rocksdb::kDefaultColumnFamilyName};
+  for (const char* core : {kLogCf, kStreamsCf, kIdsCf, kMetaCf}) names.emplace_back(core);
+  for (const auto& extra : options_.projection_column_families) names.push_back(extra);
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const auto& name : names) descriptors.emplace_back(name, CfOptions(name));
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, dir_, descriptors, &handles_, &raw);
+  if (!s.ok()) return FromRocks(s, "opening the log at " + dir_);
+  db_.reset(raw);
+  for (size_t i = 0; i < names.size(); ++i) by_name_[names[i]] = handles_[i];
+  log_cf_ = by_name_[kLogCf];
+  streams_cf_ = by_name_[kStreamsCf];
+  ids_cf_ = by_name_[kIdsCf];
+  meta_cf_ = by_name_[kMetaCf];
+  return Status::Ok();
+}
+
+Status EventLog::RecoverHead() {
+  std::string head_value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_cf_, kHeadKey, &head_value);
+  const bool has_head = s.ok();
+  if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "reading the log head");
+  if (has_head && head_value.size() != 8 + 32) {
+    return Status(ErrorCode::kCorruption,
+                  "stored head has " + std::to_string(head_value.size()) + " bytes, expected 40");
+  }
+
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), log_cf_));
+  it->SeekToLast();
+  if (!it->status().ok()) return FromRocks(it->status(), "reading the last record");
+  const bool has_records = it->Valid();
+
+  if (!has_head && !has_records) return Status::Ok();  // a new log
+  if (!has_head) {
+    return Status(ErrorCode::kCorruption, "the log holds records but no stored head");
+  }
+  LogHead stored;
+  stored.seq = ReadBigEndian64(head_value);
+  std::copy_n(head_value.begin() + 8, 32, stored.hash.begin());
+  if (!has_records) {
+    return Status(ErrorCode::kCorruption, "stored head is seq " + std::to_string(stored.seq) +
+                                              " but the log holds no records");
+  }
+  if (it->key().size() != 8) {
+    return Status(ErrorCode::kCorruption, "the last log key is not an 8-byte seq");
+  }
+  const uint64_t last_seq = ReadBigEndian64(it->key().ToStringView());
+  if (last_seq != stored.seq) {
+    return Status(ErrorCode::kCorruption, "stored head is seq " + std::to_string(stored.seq) +
+                                              " but the last record is seq " +
+                                              std::to_string(last_seq));
+  }
+  size_t hash_offset = 0;
+  auto last = DecodeRecord(it->value().ToStringView(), &hash_offset);
+  if (!last.ok()) {
+    return Status(ErrorCode::kCorruption, "the last record, seq " + std::to_string(last_seq) +
+                                              ", does not decode: " + last.status().message());
+  }
+  if (last->seq != last_seq ||
+      RecordHash(last->prev_hash, it->value().ToStringView(), hash_offset) != last->hash) {
+    return Status(ErrorCode::kCorruption,
+                  "the last record, seq " + std::to_string(last_seq) + ", does not verify");
+  }
+  if (last->hash != stored.hash) {
+    return Status(ErrorCode::kCorruption, "stored head hash " + ToHex(stored.hash) +
+                                              " differs from the hash of the last record, seq " +
+                                              std::to_string(last_seq) + ", " +
+                                              ToHex(last->hash));
+  }
+  head_ = stored;
+  last_timestamp_ns_ = last->timestamp_ns;
+  return Status::Ok();
+}
+
+EventLog::~EventLog() {
+  {
+    std::lock_guard lock(queue_mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  if (db_) {
+    for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
+    db_->Close().PermitUncheckedError();  // nothing left to report to: every append is acked
+  }
+}
+
+LogHead EventLog::Head() const {
+  std::lock_guard lock(head_mu_);
+  return head_;
+}
+
+LogStats EventLog::Stats() const {
+  std::lock_guard lock(head_mu_);
+  return stats_;
+}
+
+rocksdb::ColumnFamilyHandle* EventLog::ColumnFamily(std::string_view name) const {
+  std::lock_guard lock(cf_mu_);
+  auto it = by_name_.find(std::string(name));
+  return it == by_name_.end() ? nullptr : it->second;
+}
+
+Result<rocksdb::ColumnFamilyHandle*> EventLog::ResetColumnFamily(std::string_view name) {
+  if (name.substr(0, 5) != "proj.") {
+    return Status(ErrorCode::kBadRequest, "only projection column families can be reset");
+  }
+  std::lock_guard write_lock(write_mu_);
+  std::lock_guard lock(cf_mu_);
+  auto it = by_name_.find(std::string(name));
+  if (it == by_name_.end()) {
+    return Status(ErrorCode::kNotFound, "no column family " + std::string(name));
+  }
+  rocksdb::Status s = db_->DropColumnFamily(it->second);
+  if (!s.ok()) return FromRocks(s, "dropping " + std::string(name));
+  auto pos = std::find(handles_.begin(), handles_.end(), it->second);
+  db_->DestroyColumnFamilyHandle(it->second).PermitUncheckedError();
+  rocksdb::ColumnFamilyHandle* fresh = nullptr;
+  s = db_->CreateColumnFamily(CfOptions(name), std::string(name), &fresh);
+  if (!s.ok()) {
+    handles_.erase(pos);
+    by_name_.erase(it);
+    return FromRocks(s, "recreating " + std::string(name));
+  }
+  *pos = fresh;
+  it->second = fresh;
+  return fresh;
+}
+
+// ---------------------------------------------------------------- reads
+
+Status EventLog::Scan(uint64_t from, uint64_t to,
+                      const std::function<bool(uint64_t, std::string_view)>& visit) const {
+  const uint64_t last = std::min(to, Head().seq);
+  if (from == 0) from = 1;
+  if (from > last) return Status::Ok();
+  rocksdb::ReadOptions read_options;
+  const std::string upper = BigEndian64(last + 1);
+  rocksdb::Slice upper_slice(upper);
+  if (last != UINT64_MAX) read_options.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read_options, log_cf_));
+  uint64_t expected = from;
+  for (it->Seek(BigEndian64(from)); it->Valid(); it->Next()) {
+    if (it->key().size() != 8) {
+      return Status(ErrorCode::kCorruption, "log key is not an 8-byte seq");
+    }
+    const uint64_t seq = ReadBigEndian64(it->key().ToStringView());
+    if (seq != expected) {
+      return Status(ErrorCode::kCorruption, "the log has a gap: expected seq " +
+                                                std::to_string(expected) + ", found " +
+                                                std::to_string(seq));
+    }
+    if (!visit(seq, it->value().ToStringView())) return Status::Ok();
+    if (seq == last) break;
+    ++expected;
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "scanning the log");
+  return Status::Ok();
+}
+
+Result<std::vector<StoredRecord>> EventLog::ReadRangeBytes(uint64_t from, uint64_t to,
+                                                           size_t limit) const {
+  std::vector<StoredRecord> out;
+  if (limit == 0) return out;
+  SL_RETURN_IF_ERROR(Scan(from, to, [&](uint64_t seq, std::string_view bytes) {
+    out.push_back(StoredRecord{seq, std::string(bytes)});
+    return out.size() < limit;
+  }));
+  return out;
+}
+
+Result<std::vector<Record>> EventLog::ReadRange(uint64_t from, uint64_t to, size_t limit) const {
+  std::vector<Record> out;
+  if (limit == 0) return out;
+  Status error;
+  SL_RETURN_IF_ERROR(Scan(from, to, [&](uint64_t seq, std::string_view bytes) {
+    auto record = DecodeRecord(bytes);
+    if (!record.ok()) {
+      error = Status(ErrorCode::kCorruption,
+                     "record " + std::to_string(seq) + ": " + record.status().message());
+      return false;
+    }
+    out.push_back(std::move(record).value());
+    return out.size() < limit;
+  }));
+  SL_RETURN_IF_ERROR(error);
+  return out;
+}
+
+Result<std::vector<Record>> EventLog::ReadFiltered(const ReadFilter& filter) const {
+  std::vector<Record> out;
+  if (filter.limit == 0) return out;
+  Status error;
+  SL_RETURN_IF_ERROR(Scan(filter.from_seq, filter.to_seq, [&](uint64_t seq, std::string_view bytes) {
+    auto record = DecodeRecord(bytes);
+    if (!record.ok()) {
+      error = Status(ErrorCode::kCorruption,
+                     "record " + std::to_string(seq) + ": " + record.status().message());
+      return false;
+    }
+    if (!record->stream.starts_with(filter.stream_prefix)) return true;
+    if (!filter.event_types.empty() &&
+        std::find(filter.event_types.begin(), filter.event_types.end(),
+                  TypeOf(record->payload)) == filter.event_types.end()) {
+      return true;
+    }
+    out.push_back(std::move(record).value());
+    return out.size() < filter.limit;
+  }));
+  SL_RETURN_IF_ERROR(error);
+  return out;
+}
+
+Result<std::vector<Record>> EventLog::ReadStream(std::string_view stream, uint64_t from_version,
+                                                 size_t limit) const {
+  std::vector<Record> out;
+  const uint64_t head = Head().seq;
+  const std::string prefix = StreamKey(stream, 0).substr(0, stream.size() + 1);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), streams_cf_));
+  for (it->Seek(StreamKey(stream, std::max<uint64_t>(from_version, 1)));
+       it->Valid() && out.size() < limit && it->key().starts_with(prefix); it->Next()) {
+    if (it->key().size() != prefix.size() + 8 || it->value().size() != 8) {
+      return Status(ErrorCode::kCorruption, "malformed stream index entry");
+    }
+    const uint64_t seq = ReadBigEndian64(it->value().ToStringView());
+    if (seq > head) break;  // written by a group that is not acknowledged yet
+    std::string bytes;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), log_cf_, BigEndian64(seq), &bytes);
+    if (!s.ok()) {
+      return FromRocks(s, "reading record " + std::to_string(seq) + " of stream " +
+                              std::string(stream));
+    }
+    auto record = DecodeRecord(bytes);
+    if (!record.ok()) {
+      return Status(ErrorCode::kCorruption,
+                    "record " + std::to_string(seq) + ": " + record.status().message());
+    }
+    out.push_back(std::move(record).value());
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "reading stream");
+  return out;
+}
+
+Result<uint64_t> EventLog::StreamVersion(std::string_view stream) const {
+  return StoredStreamVersion(stream);
+}
+
+Result<uint64_t> EventLog::StoredStreamVersion(std::string_view stream) const {
+  // Most lookups are of streams that do not exist yet: the exact key of version 1 goes
+  // through the bloom filter and answers those without a seek.
+  std::string ignored;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), streams_cf_, StreamKey(stream, 1), &ignored);
+  if (s.IsNotFound()) return uint64_t{0};
+  if (!s.ok()) return FromRocks(s, "reading stream version");
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), streams_cf_));
+  it->SeekForPrev(StreamKey(stream, UINT64_MAX));
+  if (!it->status().ok()) return FromRocks(it->status(), "reading stream version");
+  const std::string prefix = StreamKey(stream, 0).substr(0, stream.size() + 1);
+  if (!it->Valid() || !it->key().starts_with(prefix) || it->key().size() != prefix.size() + 8) {
+    return Status(ErrorCode::kCorruption, "stream index of " + std::string(stream) +
+                                              " has version 1 but no last entry");
+  }
+  return ReadBigEndian64(it->key().ToStringView().substr(prefix.size()));
+}
+
+Result<std::optional<uint64_t>> EventLog::FindEventId(const Id128& event_id) const {
+  return StoredEventSeq(event_id);
+}
+
+Result<std::optional<uint64_t>> EventLog::StoredEventSeq(const Id128& id) const {
+  std::string value;
+  rocksdb::Slice key(reinterpret_cast<const char*>(id.data()), id.size());
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), ids_cf_, key, &value);
+  if (s.IsNotFound()) return std::optional<uint64_t>();
+  if (!s.ok()) return FromRocks(s, "reading event id");
+  if (value.size() != 8) return Status(ErrorCode::kCorruption, "malformed event id entry");
+  return std::optional<uint64_t>(ReadBigEndian64(value));
+}
+
+Result<ChainReport> EventLog::VerifyChain(uint64_t from, uint64_t to) const {
+  ChainReport report;
+  if (from == 0) from = 1;
+  Hash256 prev{};
+  if (from > 1) {
+    std::string bytes;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), log_cf_, BigEndian64(from - 1), &bytes);
+    if (!s.ok()) return FromRocks(s, "reading record " + std::to_string(from - 1));
+    auto before = DecodeRecord(bytes);
+    if (!before.ok()) {
+      report.first_bad_seq = from - 1;
+      report.problem = before.status().message();
+      return report;
+    }
+    prev = before->hash;
+  }
+  auto fail = [&](uint64_t seq, std::string problem) {
+    report.first_bad_seq = seq;
+    report.problem = std::move(problem);
+    return false;
+  };
+  Status scanned = Scan(from, to, [&](uint64_t seq, std::string_view bytes) {
+    size_t hash_offset = 0;
+    auto record = DecodeRecord(bytes, &hash_offset);
+    if (!record.ok()) return fail(seq, "does not decode: " + record.status().message());
+    if (record->seq != seq) {
+      return fail(seq, "is stored under seq " + std::to_string(seq) + " but says seq " +
+                           std::to_string(record->seq));
+    }
+    if (record->prev_hash != prev) return fail(seq, "prevHash does not match the previous hash");
+    if (RecordHash(prev, bytes, hash_offset) != record->hash) {
+      return fail(seq, "hash does not match its contents");
+    }
+    prev = record->hash;
+    ++report.checked;
+    return true;
+  });
+  if (!scanned.ok()) {
+    if (scanned.code() != ErrorCode::kCorruption) return scanned;
+    report.first_bad_seq = from + report.checked;
+    report.problem = scanned.message();
+    return report;
+  }
+  const LogHead head = Head();
+  if (!report.first_bad_seq && report.checked > 0 && from + report.checked - 1 == head.seq &&
+      prev != head.hash) {
+    report.first_bad_seq = head.seq;
+    report.problem = "the stored head hash differs from the last record's hash";
+  }
+  return report;
+}
+
+}  // namespace shardledger

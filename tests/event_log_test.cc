@@ -1,0 +1,526 @@
+#include "events/event_log.h"
+
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+
+#include <map>
+#include <set>
+#include <thread>
+
+#include "events/codec.h"
+#include "events/keys.h"
+#include "tests/test_util.h"
+
+namespace shardledger {
+namespace {
+
+using testing::Assigned;
+using testing::OneEvent;
+using testing::TempDir;
+
+std::unique_ptr<EventLog> OpenLog(const std::string& dir, EventLogOptions options = {}) {
+  auto log = EventLog::Open(dir, std::move(options));
+  EXPECT_TRUE(log.ok()) << log.status().ToString();
+  return log.ok() ? std::move(log).value() : nullptr;
+}
+
+// ---------------------------------------------------------------- expected versions
+
+struct ExpectedCase {
+  const char* name;
+  uint64_t events_before;  // the stream's version before the append
+  ExpectedVersion expected;
+  bool holds;
+};
+
+void PrintTo(const ExpectedCase& c, std::ostream* os) { *os << c.name; }
+
+class EventLog_ExpectedVersion : public ::testing::TestWithParam<ExpectedCase> {};
+
+TEST_P(EventLog_ExpectedVersion, AppendsOnlyWhenTheExpectationHolds) {
+  const ExpectedCase& c = GetParam();
+  TempDir dir;
+  auto log = OpenLog(dir.path());
+  for (uint64_t i = 0; i < c.events_before; ++i) ASSERT_OK(log->Append(OneEvent("s")));
+  const LogHead before = log->Head();
+
+  auto result = log->Append(OneEvent("s", c.expected));
+  if (c.holds) {
+    ASSERT_OK(result);
+    EXPECT_EQ(result->first_seq, before.seq + 1);
+    EXPECT_EQ(log->StreamVersion("s").value(), c.events_before + 1);
+  } else {
+    ASSERT_FALSE(result.ok());
+    EXPECT_EQ(result.status().code(), ErrorCode::kWrongExpectedVersion);
+    const std::string& message = result.status().message();
+    EXPECT_NE(message.find("stream s"), std::string::npos) << message;
+    EXPECT_NE(message.find("expected version " + c.expected.ToString()), std::string::npos)
+        << message;
+    const std::string actual =
+        c.events_before == 0 ? "no stream" : std::to_string(c.events_before);
+    EXPECT_NE(message.find("actual " + actual), std::string::npos) << message;
+    EXPECT_EQ(log->Head().seq, before.seq) << "a rejected append wrote something";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllKinds, EventLog_ExpectedVersion,
+    ::testing::Values(ExpectedCase{"AnyOnNew", 0, ExpectedVersion::Any(), true},
+                      ExpectedCase{"AnyOnExisting", 2, ExpectedVersion::Any(), true},
+                      ExpectedCase{"NoStreamOnNew", 0, ExpectedVersion::NoStream(), true},
+                      ExpectedCase{"NoStreamOnExisting", 1, ExpectedVersion::NoStream(), false},
+                      ExpectedCase{"ExistsOnExisting", 1, ExpectedVersion::Exists(), true},
+                      ExpectedCase{"ExistsOnNew", 0, ExpectedVersion::Exists(), false},
+                      ExpectedCase{"ExactHit", 3, ExpectedVersion::Exact(3), true},
+                      ExpectedCase{"ExactStale", 3, ExpectedVersion::Exact(2), false},
+                      ExpectedCase{"ExactAhead", 3, ExpectedVersion::Exact(4), false},
+                      ExpectedCase{"ExactOnNew", 0, ExpectedVersion::Exact(1), false}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(EventLog, ExpectationOnAStreamTheBatchDoesNotWriteIsACondition) {
+  TempDir dir;
+  auto log = OpenLog(dir.path());
+  ASSERT_OK(log->Append(OneEvent("routing")));
+  AppendBatch batch;
+  batch.events.push_back(Assigned("wf/a", "a", 1));
+  batch.expectations.push_back({"routing", ExpectedVersion::Exact(1)});
+  ASSERT_OK(log->Append(batch));
+  ASSERT_OK(log->Append(OneEvent("routing")));
+  batch.events[0].event_id = RandomId128();
+  auto stale = log->Append(batch);
+  ASSERT_FALSE(stale.ok());
+  EXPECT_EQ(stale.status().code(), ErrorCode::kWrongExpectedVersion);
+}
+
+// ---------------------------------------------------------------- idempotency
+
+TEST(EventLog, RepeatedEventIdReturnsTheOriginalSeqAndWritesNothing) {
+  TempDir dir;
+  AppendBatch batch;
+  batch.events.push_back(Assigned("wf/x", "x", 2));
+  batch.events.push_back(Assigned("wf/y", "y", 3));
+  {
+    auto log = OpenLog(dir.path());
+    ASSERT_OK(log->Append(OneEvent("other")));
+    auto first = log->Append(batch);
+    ASSERT_OK(first);
+    EXPECT_EQ(first->first_seq, 2u);
+    EXPECT_EQ(first->last_seq, 3u);
+    EXPECT_FALSE(first->replayed);
+
+    auto again = log->Append(batch);
+    ASSERT_OK(again);
+    EXPECT_TRUE(again->replayed);
+    EXPECT_EQ(again->seqs, (std::vector<uint64_t>{2, 3}));
+    EXPECT_EQ(log->Head().seq, 3u);
+    EXPECT_EQ(log->StreamVersion("wf/x").value(), 1u);
+  }
+  // The id index is permanent: after a restart the repeat is still recognised.
+  auto log = OpenLog(dir.path());
+  auto after_restart = log->Append(batch);
+  ASSERT_OK(after_restart);
+  EXPECT_TRUE(after_restart->replayed);
+  EXPECT_EQ(after_restart->seqs, (std::vector<uint64_t>{2, 3}));
+  EXPECT_EQ(log->Head().seq, 3u);
+  EXPECT_EQ(log->ReadRange(1, 100).value().size(), 3u);
+}
+
+TEST(EventLog, RepeatInTheSameGroupIsRecognised) {
+  TempDir dir;
+  auto log = OpenLog(dir.path());
+  AppendBatch batch = OneEvent("s");
+  std::vector<Result<AppendResult>> results;
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&] {
+      auto r = log->Append(batch);
+      std::lock_guard lock(mu);
+      results.push_back(std::move(r));
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& r : results) {
+    ASSERT_OK(r);
+    EXPECT_EQ(r->first_seq, 1u);
+  }
+  EXPECT_EQ(log->Head().seq, 1u);
+}
+
+TEST(EventLog, BatchMixingRecordedAndNewIdsIsRejected) {
+  TempDir dir;
+  auto log = OpenLog(dir.path());
+  AppendBatch first = OneEvent("s");
+  ASSERT_OK(log->Append(first));
+  AppendBatch mixed = first;
+  mixed.events.push_back(Assigned("s", "s", 1));
+  auto result = log->Append(mixed);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), ErrorCode::kBadRequest);
+  EXPECT_EQ(log->Head().seq, 1u);
+}
+
+// ---------------------------------------------------------------- atomicity and shape
+
+TEST(EventLog, BatchOverThreeStreamsWithOneStaleExpectationWritesNothing) {
+  TempDir dir;
+  auto log = OpenLog(dir.path());
+  for (const char* s : {"a", "b", "c"}) ASSERT_OK(log->Append(OneEvent(s)));
+  const LogHead before = log->Head();
+
+  AppendBatch batch;
+  for (const char* s : {"a", "b", "c"}) batch.events.push_back(Assigned(s, s, 1));
+  batch.expectations = {{"a", ExpectedVersion::Exact(1)},
+                        {"b", ExpectedVersion::Exact(0)},  // stale: b is at 1
+                        {"c", ExpectedVersion::Exact(1)}};
+  auto result = log->Append(batch);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), ErrorCode::kWrongExpectedVersion);
+  EXPECT_NE(result.status().message().find("stream b"), std::string::npos);
+
+  EXPECT_EQ(log->Head().seq, before.seq);
+  EXPECT_EQ(log->Head().hash, before.hash);
+  for (const char* s : {"a", "b", "c"}) EXPECT_EQ(log->StreamVersion(s).value(), 1u) << s;
+  for (const auto& event : batch.events) {
+    EXPECT_FALSE(log->FindEventId(event.event_id).value().has_value());
+  }
+}
+
+TEST(EventLog, MalformedBatchesAreBadRequests) {
+  TempDir dir;
+  auto log = OpenLog(dir.path());
+  auto code_of = [&](AppendBatch batch) { return log->Append(std::move(batch)).status().code(); };
+  EXPECT_EQ(code_of(AppendBatch{}), ErrorCode::kBadRequest);
+  AppendBatch empty_stream = OneEvent("");
+  EXPECT_EQ(code_of(empty_stream), ErrorCode::kBadRequest);
+  AppendBatch nul_stream = OneEvent(std::string("a\0b", 3));
+  EXPECT_EQ(code_of(nul_stream), ErrorCode::kBadRequest);
+  AppendBatch long_stream = OneEvent(std::string(kMaxStreamBytes + 1, 's'));
+  EXPECT_EQ(code_of(long_stream), ErrorCode::kBadRequest);
+  AppendBatch zero_id = OneEvent("s");
+  zero_id.events[0].event_id = Id128{};
+  EXPECT_EQ(code_of(zero_id), ErrorCode::kBadRequest);
+  AppendBatch twice = OneEvent("s");
+  twice.events.push_back(twice.events[0]);
+  EXPECT_EQ(code_of(twice), ErrorCode::kBadRequest);
+  EXPECT_EQ(log->Head().seq, 0u);
+}
+
+TEST(EventLog, FailingBatchFailsAloneInItsGroup) {
+  TempDir dir;
+  auto log = OpenLog(dir.path());
+  ASSERT_OK(log->Append(OneEvent("contested")));
+  std::atomic<int> ok{0}, rejected{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 16; ++i) {
+    threads.emplace_back([&, i] {
+      // Half expect a version that is stale; the other half write their own stream.
+      auto r = (i % 2 == 0) ? log->Append(OneEvent("contested", ExpectedVersion::NoStream()))
+                            : log->Append(OneEvent("own-" + std::to_string(i)));
+      (r.ok() ? ok : rejected)++;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 8);
+  EXPECT_EQ(rejected.load(), 8);
+  EXPECT_EQ(log->Head().seq, 9u);
+  EXPECT_FALSE(log->VerifyChain().value().first_bad_seq.has_value());
+}
+
+// ---------------------------------------------------------------- concurrency
+
+TEST(EventLog, ConcurrentAppendsAreGapFreeAndChained) {
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 20'000;
+  TempDir dir;
+  auto log = OpenLog(dir.path(), EventLogOptions{.durability = Durability::kBuffered});
+  std::vector<std::vector<uint64_t>> seqs(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        // Each thread writes 4 streams of its own and one stream all threads share.
+        std::string stream =
+            i % 5 == 4 ? "shared" : "t" + std::to_string(t) + "/" + std::to_string(i % 4);
+        auto r = log->Append(OneEvent(stream));
+        ASSERT_TRUE(r.ok()) << r.status().ToString();
+        ASSERT_EQ(r->first_seq, r->last_seq);
+        seqs[t].push_back(r->first_seq);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+
+  std::vector<uint64_t> all;
+  for (const auto& s : seqs) {
+    EXPECT_TRUE(std::is_sorted(s.begin(), s.end()));
+    all.insert(all.end(), s.begin(), s.end());
+  }
+  std::sort(all.begin(), all.end());
+  ASSERT_EQ(all.size(), size_t{kThreads * kPerThread});
+  for (size_t i = 0; i < all.size(); ++i) ASSERT_EQ(all[i], i + 1) << "gap or duplicate";
+  EXPECT_EQ(log->Head().seq, uint64_t{kThreads * kPerThread});
+
+  // Every stream's versions are 1..n with no gap, in seq order.
+  std::map<std::string, uint64_t> last_version;
+  ASSERT_OK(log->Scan(1, UINT64_MAX, [&](uint64_t seq, std::string_view bytes) {
+    auto record = DecodeRecord(bytes);
+    EXPECT_TRUE(record.ok());
+    EXPECT_EQ(record->seq, seq);
+    EXPECT_EQ(record->stream_version, ++last_version[record->stream]) << record->stream;
+    return true;
+  }));
+  EXPECT_EQ(last_version["shared"], uint64_t{kThreads * kPerThread / 5});
+  auto report = log->VerifyChain();
+  ASSERT_OK(report);
+  EXPECT_FALSE(report->first_bad_seq.has_value()) << report->problem;
+  EXPECT_EQ(report->checked, uint64_t{kThreads * kPerThread});
+}
+
+// ---------------------------------------------------------------- reads
+
+TEST(EventLog, ReadsByRangeStreamAndFilter) {
+  TempDir dir;
+  auto log = OpenLog(dir.path());
+  for (int i = 0; i < 10; ++i) ASSERT_OK(log->Append(OneEvent(i % 2 ? "wf/odd" : "wf/even")));
+  AppendBatch job;
+  job.events.push_back(NewEvent{RandomId128(), "job/j1",
+                                JobCreated{"j1", JobType::kProofCreation, 7, {{"k", "v"}}}});
+  ASSERT_OK(log->Append(job));
+
+  auto range = log->ReadRange(3, 5);
+  ASSERT_OK(range);
+  ASSERT_EQ(range->size(), 3u);
+  EXPECT_EQ(range->front().seq, 3u);
+  EXPECT_EQ(log->ReadRange(1, 100, 4).value().size(), 4u);
+  EXPECT_EQ(log->ReadRange(12, 20).value().size(), 0u);
+
+  auto odd = log->ReadStream("wf/odd", 3);
+  ASSERT_OK(odd);
+  ASSERT_EQ(odd->size(), 3u);
+  EXPECT_EQ(odd->front().stream_version, 3u);
+  EXPECT_EQ(odd->back().stream_version, 5u);
+
+  auto wf = log->ReadFiltered(ReadFilter{.stream_prefix = "wf/"});
+  EXPECT_EQ(wf.value().size(), 10u);
+  auto jobs = log->ReadFiltered(ReadFilter{.event_types = {EventType::kJobCreated}});
+  ASSERT_EQ(jobs.value().size(), 1u);
+  EXPECT_EQ(std::get<JobCreated>(jobs->front().payload).internal_id, 7u);
+}
+
+TEST(EventLog, TimestampsComeFromTheClockAndNeverGoBack) {
+  TempDir dir;
+  int64_t now = 1000;
+  auto log = OpenLog(dir.path(), EventLogOptions{.clock = [&] { return now; }});
+  ASSERT_OK(log->Append(OneEvent("s")));
+  now = 500;  // the wall clock stepped back
+  ASSERT_OK(log->Append(OneEvent("s")));
+  auto records = log->ReadRange(1, 2).value();
+  EXPECT_EQ(records[0].timestamp_ns, 1000);
+  EXPECT_EQ(records[1].timestamp_ns, 1000);
+}
+
+// ---------------------------------------------------------------- tamper and recovery
+
+void FlipStoredByte(const std::string& dir, uint64_t seq, size_t offset) {
+  rocksdb::Options options;
+  std::vector<std::string> names;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(options, dir, &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const auto& n : names) descriptors.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(options, dir, descriptors, &handles, &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  rocksdb::ColumnFamilyHandle* log_cf = nullptr;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == "log") log_cf = handles[i];
+  }
+  std::string value;
+  ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), log_cf, BigEndian64(seq), &value).ok());
+  value[offset % value.size()] ^= 0x01;
+  ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), log_cf, BigEndian64(seq), value).ok());
+  for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+}
+
+TEST(EventLog, VerifyChainNamesTheTamperedSeqWhereverTheByteIs) {
+  TempDir dir;
+  {
+    auto log = OpenLog(dir.path());
+    for (int i = 0; i < 50; ++i) ASSERT_OK(log->Append(OneEvent("s" + std::to_string(i % 3))));
+  }
+  // Flip a different byte each round: header, payload, hash field, padding alike.
+  size_t size = 0;
+  {
+    auto log = OpenLog(dir.path());
+    size = log->ReadRangeBytes(20, 20).value()[0].bytes.size();
+  }
+  for (size_t offset = 0; offset < size; offset += 7) {
+    FlipStoredByte(dir.path(), 20, offset);
+    {
+      auto log = OpenLog(dir.path());
+      auto report = log->VerifyChain();
+      ASSERT_OK(report);
+      ASSERT_TRUE(report->first_bad_seq.has_value()) << "offset " << offset;
+      EXPECT_EQ(*report->first_bad_seq, 20u) << "offset " << offset << ": " << report->problem;
+      EXPECT_EQ(report->checked, 19u);
+    }
+    FlipStoredByte(dir.path(), 20, offset);  // restore
+  }
+  auto log = OpenLog(dir.path());
+  EXPECT_FALSE(log->VerifyChain().value().first_bad_seq.has_value());
+}
+
+TEST(EventLog, RefusesToOpenWhenHeadAndLastRecordDisagree) {
+  TempDir dir;
+  {
+    auto log = OpenLog(dir.path());
+    for (int i = 0; i < 5; ++i) ASSERT_OK(log->Append(OneEvent("s")));
+  }
+  FlipStoredByte(dir.path(), 5, 40);
+  auto reopened = EventLog::Open(dir.path(), {});
+  ASSERT_FALSE(reopened.ok());
+  EXPECT_EQ(reopened.status().code(), ErrorCode::kCorruption);
+  EXPECT_NE(reopened.status().message().find("seq 5"), std::string::npos)
+      << reopened.status().message();
+}
+
+TEST(EventLog, RefusesToOpenWhenTheHeadIsAheadOfTheRecords) {
+  TempDir dir;
+  {
+    auto log = OpenLog(dir.path());
+    for (int i = 0; i < 3; ++i) ASSERT_OK(log->Append(OneEvent("s")));
+    // Remove the last record behind the log's back.
+    ASSERT_TRUE(log->db()->Delete(rocksdb::WriteOptions(), log->ColumnFamily("log"),
+                                  BigEndian64(3)).ok());
+  }
+  auto reopened = EventLog::Open(dir.path(), {});
+  ASSERT_FALSE(reopened.ok());
+  EXPECT_EQ(reopened.status().code(), ErrorCode::kCorruption);
+  EXPECT_NE(reopened.status().message().find("head is seq 3 but the last record is seq 2"),
+            std::string::npos)
+      << reopened.status().message();
+}
+
+TEST(EventLog, ReopenedLogContinuesFromItsHead) {
+  TempDir dir;
+  LogHead head;
+  {
+    auto log = OpenLog(dir.path());
+    for (int i = 0; i < 7; ++i) ASSERT_OK(log->Append(OneEvent("s")));
+    head = log->Head();
+  }
+  auto log = OpenLog(dir.path());
+  EXPECT_EQ(log->Head().seq, head.seq);
+  EXPECT_EQ(log->Head().hash, head.hash);
+  auto next = log->Append(OneEvent("s", ExpectedVersion::Exact(7)));
+  ASSERT_OK(next);
+  EXPECT_EQ(next->first_seq, 8u);
+  EXPECT_EQ(log->ReadRange(8, 8).value()[0].prev_hash, head.hash);
+}
+
+// ---------------------------------------------------------------- projection hook
+
+// A trivial projection: counts records per stream prefix in its own column family.
+class CountingProjection : public FoldHook {
+ public:
+  explicit CountingProjection(EventLog& log) : log_(log), cf_(log.ColumnFamily("proj.count")) {
+    std::string value;
+    if (log.db()->Get(rocksdb::ReadOptions(), cf_, "count", &value).ok()) {
+      count_ = ReadBigEndian64(value);
+    }
+    if (log.db()->Get(rocksdb::ReadOptions(), cf_, "applied", &value).ok()) {
+      applied_ = ReadBigEndian64(value);
+    }
+  }
+  Status Fold(const Record& record, rocksdb::WriteBatch& batch) override {
+    if (fail_next_) return Status(ErrorCode::kCorruption, "asked to fail");
+    staged_count_ = (staged_ ? staged_count_ : count_) + 1;
+    staged_applied_ = record.seq;
+    staged_ = true;
+    batch.Put(cf_, "count", BigEndian64(staged_count_));
+    batch.Put(cf_, "applied", BigEndian64(record.seq));
+    return Status::Ok();
+  }
+  void Publish() override {
+    if (staged_) {
+      count_ = staged_count_;
+      applied_ = staged_applied_;
+    }
+    staged_ = false;
+  }
+  void Discard() override { staged_ = false; }
+
+  uint64_t count() const { return count_; }
+  uint64_t applied() const { return applied_; }
+  bool fail_next_ = false;
+
+ private:
+  EventLog& log_;
+  rocksdb::ColumnFamilyHandle* cf_;
+  uint64_t count_ = 0, applied_ = 0, staged_count_ = 0, staged_applied_ = 0;
+  bool staged_ = false;
+};
+
+EventLogOptions WithCountCf() {
+  EventLogOptions options;
+  options.projection_column_families = {"proj.count"};
+  return options;
+}
+
+TEST(EventLog, HookFoldsInTheSameWriteBatchAndSurvivesRestart) {
+  TempDir dir;
+  {
+    auto log = OpenLog(dir.path(), WithCountCf());
+    CountingProjection counter(*log);
+    ASSERT_OK(log->AddHook(&counter, counter.applied()));
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&] {
+        for (int i = 0; i < 250; ++i) ASSERT_OK(log->Append(OneEvent("s")));
+      });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(counter.count(), 1000u);
+    EXPECT_EQ(counter.applied(), log->Head().seq);
+    log->RemoveHook(&counter);
+  }
+  auto log = OpenLog(dir.path(), WithCountCf());
+  CountingProjection counter(*log);
+  EXPECT_EQ(counter.count(), 1000u);
+  EXPECT_EQ(counter.applied(), log->Head().seq);
+}
+
+TEST(EventLog, HookAddedLateCatchesUpToTheHead) {
+  TempDir dir;
+  auto log = OpenLog(dir.path(), WithCountCf());
+  for (int i = 0; i < 30; ++i) ASSERT_OK(log->Append(OneEvent("s")));
+  CountingProjection counter(*log);
+  ASSERT_OK(log->AddHook(&counter, counter.applied()));
+  EXPECT_EQ(counter.count(), 30u);
+  ASSERT_OK(log->Append(OneEvent("s")));
+  EXPECT_EQ(counter.count(), 31u);
+  log->RemoveHook(&counter);
+}
+
+TEST(EventLog, HookFailureWritesNothingAndDiscardsTheStage) {
+  TempDir dir;
+  auto log = OpenLog(dir.path(), WithCountCf());
+  CountingProjection counter(*log);
+  ASSERT_OK(log->AddHook(&counter, counter.applied()));
+  ASSERT_OK(log->Append(OneEvent("s")));
+  counter.fail_next_ = true;
+  auto failed = log->Append(OneEvent("s"));
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), ErrorCode::kCorruption);
+  EXPECT_EQ(log->Head().seq, 1u);
+  EXPECT_EQ(counter.count(), 1u);
+  counter.fail_next_ = false;
+  ASSERT_OK(log->Append(OneEvent("s")));
+  EXPECT_EQ(counter.count(), 2u);
+  EXPECT_EQ(log->Head().seq, 2u);
+  log->RemoveHook(&counter);
+}
+
+}  // namespace
+}  // namespace shardledger

@@ -1,0 +1,198 @@
+// Figures of the event log: durable_append_1, durable_append_64, buffered_append(_1),
+// read_range (and read_range_decoded), each against raw RocksDB in the same run.
+#include <fmt/core.h>
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <atomic>
+#include <thread>
+
+#include "events/chain.h"
+#include "events/codec.h"
+#include "events/event_log.h"
+#include "events/keys.h"
+#include "tools/bench/bench.h"
+
+namespace shardledger::bench {
+
+namespace {
+
+// An event whose payload carries 200 bytes of content.
+Event Payload200(uint64_t i) {
+  return JobCreated{"job-" + std::to_string(i), JobType::kProofCreation, i,
+                    {{"data", std::string(200 - 16, 'p')}}};
+}
+
+// The size of the stored record our appends write, so raw baselines write the same bytes.
+size_t RecordSize() {
+  Record record;
+  record.seq = 1'000'000;
+  record.stream = "bench/00";
+  record.stream_version = 10'000;
+  record.event_id = RandomId128();
+  record.actor = "local";
+  record.payload = Payload200(1'000'000);
+  return SealRecord(record).bytes.size();
+}
+
+std::unique_ptr<rocksdb::DB> OpenRaw(const std::string& dir) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.write_buffer_size = 64 << 20;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
+  if (!s.ok()) {
+    fmt::print(stderr, "raw open failed: {}\n", s.ToString());
+    std::exit(1);
+  }
+  return std::unique_ptr<rocksdb::DB>(raw);
+}
+
+// Raw RocksDB: `batch_size` records of `value_size` bytes per WriteBatch, `sync` as given,
+// from one thread, for `seconds`. Records/s.
+double RawWrites(const std::string& dir, size_t value_size, size_t batch_size, bool sync,
+                 double seconds) {
+  auto db = OpenRaw(dir);
+  const std::string value(value_size, 'r');
+  rocksdb::WriteOptions write_options;
+  write_options.sync = sync;
+  uint64_t seq = 0;
+  Stopwatch clock;
+  while (clock.Seconds() < seconds) {
+    rocksdb::WriteBatch batch;
+    for (size_t i = 0; i < batch_size; ++i) batch.Put(BigEndian64(++seq), value);
+    if (!db->Write(write_options, &batch).ok()) std::exit(1);
+  }
+  return static_cast<double>(seq) / clock.Seconds();
+}
+
+// `writers` threads each appending one-event batches to a stream of their own for `seconds`.
+double LogAppends(const std::string& dir, Durability durability, int writers, double seconds) {
+  auto log = EventLog::Open(dir, EventLogOptions{.durability = durability});
+  if (!log.ok()) {
+    fmt::print(stderr, "open failed: {}\n", log.status().ToString());
+    std::exit(1);
+  }
+  std::atomic<uint64_t> appended{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  Stopwatch clock;
+  for (int t = 0; t < writers; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string stream = fmt::format("bench/{:02}", t);
+      for (uint64_t i = 0; !stop.load(std::memory_order_relaxed); ++i) {
+        AppendBatch batch;
+        batch.events.push_back(NewEvent{RandomId128(), stream, Payload200(i)});
+        auto result = (*log)->Append(std::move(batch));
+        if (!result.ok()) {
+          fmt::print(stderr, "append failed: {}\n", result.status().ToString());
+          std::exit(1);
+        }
+        appended.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  }
+  while (clock.Seconds() < seconds) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  stop = true;
+  for (auto& t : threads) t.join();
+  const double rate = static_cast<double>(appended.load()) / clock.Seconds();
+  const LogStats stats = (*log)->Stats();
+  fmt::print(stderr, "  {} writers, {}: {} appends in {} groups ({:.1f} per group)\n", writers,
+             DurabilityName(durability), stats.appends, stats.groups,
+             static_cast<double>(stats.appends) / static_cast<double>(std::max<uint64_t>(1, stats.groups)));
+  return rate;
+}
+
+}  // namespace
+
+int RunAppendBench(const Settings& settings) {
+  const size_t record_size = RecordSize();
+  const double s = settings.seconds;
+  const bool durable = settings.Wants("durable_append_1") || settings.Wants("durable_append_64");
+  const bool buffered = settings.Wants("buffered_append") || settings.Wants("buffered_append_1");
+  const double raw_durable =
+      durable ? RawWrites(ScratchDir(settings, "raw-durable"), record_size, 64, true, s) : 0;
+  const double raw_buffered =
+      buffered ? RawWrites(ScratchDir(settings, "raw-buffered"), record_size, 1, false, s) : 0;
+
+  struct Run {
+    const char* figure;
+    Durability durability;
+    int writers;
+    double baseline;
+  };
+  for (const Run& run : {Run{"durable_append_1", Durability::kDurable, 1, raw_durable},
+                         Run{"durable_append_64", Durability::kDurable, 64, raw_durable},
+                         Run{"buffered_append", Durability::kBuffered, 64, raw_buffered},
+                         Run{"buffered_append_1", Durability::kBuffered, 1, raw_buffered}}) {
+    if (!settings.Wants(run.figure)) continue;
+    const double rate =
+        LogAppends(ScratchDir(settings, run.figure), run.durability, run.writers, s);
+    PrintFigure(run.figure, "appends/s", rate, run.baseline);
+  }
+  return 0;
+}
+
+int RunReadBench(const Settings& settings) {
+  constexpr uint64_t kRecords = 300'000;
+  const std::string dir = ScratchDir(settings, "read");
+  {
+    auto log = EventLog::Open(dir, EventLogOptions{.durability = Durability::kBuffered});
+    if (!log.ok()) return 1;
+    for (uint64_t i = 0; i < kRecords; i += 1000) {
+      AppendBatch batch;
+      for (uint64_t j = 0; j < 1000; ++j) {
+        batch.events.push_back(NewEvent{RandomId128(), "bench/" + std::to_string(j % 64),
+                                        Payload200(i + j)});
+      }
+      if (!(*log)->Append(std::move(batch)).ok()) return 1;
+    }
+  }
+  auto log = EventLog::Open(dir, {});
+  if (!log.ok()) return 1;
+  auto best_of = [&](auto&& run) {
+    double best = 0;
+    for (int round = 0; round < 3; ++round) best = std::max(best, run());
+    return best;
+  };
+  // Raw: iterate the log column family, touching every key and value.
+  const double raw = best_of([&] {
+    Stopwatch clock;
+    std::unique_ptr<rocksdb::Iterator> it(
+        (*log)->db()->NewIterator(rocksdb::ReadOptions(), (*log)->ColumnFamily("log")));
+    uint64_t n = 0, bytes = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      bytes += it->key().size() + it->value().size();
+      ++n;
+    }
+    if (n != kRecords || bytes == 0) std::exit(1);
+    return static_cast<double>(n) / clock.Seconds();
+  });
+  constexpr size_t kChunk = 10'000;
+  const double ours = best_of([&] {
+    Stopwatch clock;
+    uint64_t n = 0;
+    for (uint64_t from = 1; from <= kRecords; from += kChunk) {
+      auto chunk = (*log)->ReadRangeBytes(from, from + kChunk - 1);
+      if (!chunk.ok()) std::exit(1);
+      n += chunk->size();
+    }
+    if (n != kRecords) std::exit(1);
+    return static_cast<double>(n) / clock.Seconds();
+  });
+  PrintFigure("read_range", "records/s", ours, raw);
+  const double decoded = best_of([&] {
+    Stopwatch clock;
+    uint64_t n = 0;
+    for (uint64_t from = 1; from <= kRecords; from += kChunk) {
+      auto chunk = (*log)->ReadRange(from, from + kChunk - 1);
+      if (!chunk.ok()) std::exit(1);
+      n += chunk->size();
+    }
+    return static_cast<double>(n) / clock.Seconds();
+  });
+  PrintFigure("read_range_decoded", "records/s", decoded, raw);
+  return 0;
+}
+
+}  // namespace shardledger::bench

@@ -1,0 +1,64 @@
+// shardledger-bench: measures the ledger against raw baselines run in the same process.
+// Each figure is one JSON object per line on standard output.
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "tools/bench/bench.h"
+
+namespace shardledger::bench {
+
+void PrintFigure(const std::string& figure, const std::string& unit, double value,
+                 double baseline) {
+  if (baseline > 0) {
+    fmt::print("{{\"figure\":\"{}\",\"unit\":\"{}\",\"value\":{:.6g},\"baseline\":{:.6g},"
+               "\"ratio\":{:.4f}}}\n",
+               figure, unit, value, baseline, value / baseline);
+  } else {
+    fmt::print("{{\"figure\":\"{}\",\"unit\":\"{}\",\"value\":{:.6g},\"baseline\":null,"
+               "\"ratio\":null}}\n",
+               figure, unit, value);
+  }
+  std::fflush(stdout);
+}
+
+double Percentile(std::vector<double>& samples, double p) {
+  if (samples.empty()) return 0;
+  std::sort(samples.begin(), samples.end());
+  const double rank = p / 100.0 * static_cast<double>(samples.size() - 1);
+  return samples[static_cast<size_t>(std::llround(rank))];
+}
+
+std::string ScratchDir(const Settings& settings, const std::string& name) {
+  std::filesystem::path path = std::filesystem::path(settings.dir) / name;
+  std::filesystem::remove_all(path);
+  std::filesystem::create_directories(path);
+  return path.string();
+}
+
+}  // namespace shardledger::bench
+
+int main(int argc, char** argv) {
+  using namespace shardledger::bench;
+  CLI::App app{"shardledger-bench: ledger figures against raw baselines, as JSON lines"};
+  app.require_subcommand(1);
+  Settings settings;
+  settings.dir = "./var/bench";
+  app.add_option("--dir", settings.dir, "scratch directory (on the disk under test)");
+  app.add_option("--seconds", settings.seconds, "duration of each timed figure")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--only", settings.only, "run only this figure");
+  int rc = 0;
+  app.add_subcommand("append", "durable and buffered append throughput")->callback([&] {
+    rc = RunAppendBench(settings);
+  });
+  app.add_subcommand("read", "range read throughput")->callback([&] {
+    rc = RunReadBench(settings);
+  });
+  CLI11_PARSE(app, argc, argv);
+  std::filesystem::remove_all(settings.dir);
+  return rc;
+}
