@@ -1,6 +1,8 @@
 #include "events/codec.h"
 
+#include <capnp/any.h>
 #include <capnp/message.h>
+#include <capnp/schema.h>
 #include <capnp/serialize.h>
 #include <kj/exception.h>
 
@@ -339,7 +341,22 @@ Result<Record> ReadEnvelope(s::Envelope::Reader r, const kj::byte* base, size_t*
 
 }  // namespace
 
-EncodedRecord EncodeRecord(const Record& record) {
+namespace {
+
+size_t Offset(const void* field, const capnp::word* words) {
+  return 8 + static_cast<size_t>(reinterpret_cast<const kj::byte*>(field) -
+                                 reinterpret_cast<const kj::byte*>(words));
+}
+
+// The offset (in bytes, within the envelope's data section) of a UInt64/Int64 field.
+size_t DataFieldOffset(const char* name) {
+  auto field = capnp::Schema::from<s::Envelope>().getFieldByName(name);
+  return field.getProto().getSlot().getOffset() * sizeof(uint64_t);
+}
+
+// Encodes `record` canonically (one segment, standard segment table) and reports where its
+// fixed-size position fields sit.
+PreparedRecord EncodeWithOffsets(const Record& record) {
   capnp::MallocMessageBuilder message(128);
   auto env = message.initRoot<s::Envelope>();
   env.setSeq(record.seq);
@@ -358,20 +375,59 @@ EncodedRecord EncodeRecord(const Record& record) {
   // Canonical form is one segment with the root pointer first; prefixing the standard
   // one-segment table makes it an ordinary unpacked message.
   kj::Array<capnp::word> words = capnp::canonicalize(env.asReader());
-  EncodedRecord out;
+  PreparedRecord out;
   const size_t body = words.size() * sizeof(capnp::word);
   out.bytes.resize(8 + body);
   const uint32_t table[2] = {0, static_cast<uint32_t>(words.size())};
   std::memcpy(out.bytes.data(), table, sizeof(table));
   std::memcpy(out.bytes.data() + 8, words.begin(), body);
 
-  // Locate the hash bytes by reading the encoding back (a constant-time pointer walk).
+  // Locate the fields by reading the encoding back (a constant-time pointer walk).
   kj::ArrayPtr<const capnp::word> view(words.begin(), words.size());
   capnp::SegmentArrayMessageReader reader(kj::arrayPtr(&view, 1));
-  auto hash = reader.getRoot<s::Envelope>().getHash();
-  out.hash_offset = 8 + static_cast<size_t>(hash.begin() -
-                                            reinterpret_cast<const kj::byte*>(words.begin()));
+  auto root = reader.getRoot<s::Envelope>();
+  out.hash_offset = Offset(root.getHash().begin(), words.begin());
+  out.prev_hash_offset = Offset(root.getPrevHash().begin(), words.begin());
+  const size_t data = Offset(capnp::toAny(root).getDataSection().begin(), words.begin());
+  static const size_t kSeq = DataFieldOffset("seq");
+  static const size_t kVersion = DataFieldOffset("streamVersion");
+  static const size_t kTimestamp = DataFieldOffset("timestampNs");
+  out.seq_offset = data + kSeq;
+  out.stream_version_offset = data + kVersion;
+  out.timestamp_offset = data + kTimestamp;
   return out;
+}
+
+void PutLittleEndian64(std::string& bytes, size_t offset, uint64_t value) {
+  for (int i = 0; i < 8; ++i) bytes[offset + i] = static_cast<char>(value >> (8 * i));
+}
+
+}  // namespace
+
+EncodedRecord EncodeRecord(const Record& record) {
+  PreparedRecord prepared = EncodeWithOffsets(record);
+  return EncodedRecord{std::move(prepared.bytes), prepared.hash_offset};
+}
+
+PreparedRecord PrepareRecord(const Record& record) {
+  // Non-zero placeholders keep every position field in the encoding (canonical form drops
+  // trailing zero words of the data section), so placement never changes the layout.
+  Record placeholder = record;
+  placeholder.seq = 1;
+  placeholder.stream_version = 1;
+  placeholder.timestamp_ns = 1;
+  placeholder.prev_hash.fill(1);
+  placeholder.hash.fill(0);
+  return EncodeWithOffsets(placeholder);
+}
+
+void PlaceRecord(PreparedRecord& prepared, uint64_t seq, uint64_t stream_version,
+                 int64_t timestamp_ns, const Hash256& prev_hash) {
+  PutLittleEndian64(prepared.bytes, prepared.seq_offset, seq);
+  PutLittleEndian64(prepared.bytes, prepared.stream_version_offset, stream_version);
+  PutLittleEndian64(prepared.bytes, prepared.timestamp_offset, static_cast<uint64_t>(timestamp_ns));
+  std::memcpy(prepared.bytes.data() + prepared.prev_hash_offset, prev_hash.data(), prev_hash.size());
+  std::memset(prepared.bytes.data() + prepared.hash_offset, 0, 32);
 }
 
 Result<Record> DecodeRecord(std::span<const uint8_t> bytes, size_t* hash_offset) {

@@ -30,6 +30,27 @@ struct EncodedRecord {
 // Encodes `record` including its `hash` field as it is.
 EncodedRecord EncodeRecord(const Record& record);
 
+// A record encoded before it has a place in the log: every field is final except seq,
+// streamVersion, timestampNs, prevHash and hash, which have fixed sizes and sit at the
+// recorded offsets, so the writer places the record by patching bytes instead of encoding.
+// Placed values must be non-zero (seq, version and timestamp are), which keeps the patched
+// bytes the canonical encoding of the placed record.
+struct PreparedRecord {
+  std::string bytes;
+  size_t seq_offset = 0;
+  size_t stream_version_offset = 0;
+  size_t timestamp_offset = 0;
+  size_t prev_hash_offset = 0;
+  size_t hash_offset = 0;
+};
+
+// Encodes `record` (its position fields are ignored) ready for placement.
+PreparedRecord PrepareRecord(const Record& record);
+
+// Writes the position fields into `prepared.bytes`; the hash field is left zero.
+void PlaceRecord(PreparedRecord& prepared, uint64_t seq, uint64_t stream_version,
+                 int64_t timestamp_ns, const Hash256& prev_hash);
+
 // Decodes a record; `hash_offset`, when given, receives where the hash field's bytes sit.
 Result<Record> DecodeRecord(std::span<const uint8_t> bytes, size_t* hash_offset = nullptr);
 

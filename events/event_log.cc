@@ -1,7 +1,11 @@
 // EventLog: opening, recovery and reads. Appending lives in event_log_append.cc.
 #include "events/event_log.h"
 
+#include "events/event_log_internal.h"
+
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/memtablerep.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 
 #include <algorithm>
@@ -26,6 +30,16 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   return Status(code, std::string(what) + ": " + s.ToString());
 }
 
+// The stream part of a `streams` key (stream || 0x00), without the 8-byte version.
+class StreamOfKey : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "shardledger.StreamOfKey"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    return rocksdb::Slice(key.data(), key.size() - 8);
+  }
+  bool InDomain(const rocksdb::Slice& key) const override { return key.size() > 8; }
+};
+
 rocksdb::ColumnFamilyOptions CfOptions(std::string_view name) {
   rocksdb::ColumnFamilyOptions cf;
   rocksdb::BlockBasedTableOptions table;
@@ -35,6 +49,16 @@ rocksdb::ColumnFamilyOptions CfOptions(std::string_view name) {
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
     cf.memtable_prefix_bloom_size_ratio = 0.05;
     cf.memtable_whole_key_filtering = true;
+  }
+  if (name == kIdsCf) {
+    // Event ids are random and only ever looked up whole: a hash of skiplist buckets inserts
+    // them without walking one large skiplist.
+    cf.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(8));
+    cf.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(1 << 20));
+  }
+  if (name == kStreamsCf) {
+    // A stream's versions arrive in order: insert each next to its predecessor.
+    cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<StreamOfKey>();
   }
   table.block_cache = rocksdb::NewLRUCache(64 << 20);
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
@@ -69,6 +93,7 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const std::string& dir, EventLo
   SL_RETURN_IF_ERROR(log->OpenDb());
   SL_RETURN_IF_ERROR(log->RecoverHead());
   log->writer_ = std::thread([raw = log.get()] { raw->WriterLoop(); });
+  log->syncer_ = std::thread([raw = log.get()] { raw->SyncLoop(); });
   return log;
 }
 
@@ -79,6 +104,8 @@ Status EventLog::OpenDb() {
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   db_options.max_background_jobs = 2;
   db_options.bytes_per_sync = 1 << 20;
+  // One thread writes; the hash memtable of `ids` does not take concurrent inserts anyway.
+  db_options.allow_concurrent_memtable_write = false;
 
   // Open every column family the directory has (a tool may open a log whose projections it
   // does not know) plus the ones this process needs.
@@ -157,6 +184,8 @@ Status EventLog::RecoverHead() {
                                               ToHex(last->hash));
   }
   head_ = stored;
+  staged_head_ = stored;
+  written_seq_ = stored.seq;
   last_timestamp_ns_ = last->timestamp_ns;
   return Status::Ok();
 }
@@ -167,7 +196,9 @@ EventLog::~EventLog() {
     stopping_ = true;
   }
   queue_cv_.notify_all();
+  // The writer drains its queue and then closes the syncer's, which drains in turn.
   if (writer_.joinable()) writer_.join();
+  if (syncer_.joinable()) syncer_.join();
   if (db_) {
     for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
     db_->Close().PermitUncheckedError();  // nothing left to report to: every append is acked
@@ -195,6 +226,7 @@ Result<rocksdb::ColumnFamilyHandle*> EventLog::ResetColumnFamily(std::string_vie
     return Status(ErrorCode::kBadRequest, "only projection column families can be reset");
   }
   std::lock_guard write_lock(write_mu_);
+  DrainPipeline();
   std::lock_guard lock(cf_mu_);
   auto it = by_name_.find(std::string(name));
   if (it == by_name_.end()) {

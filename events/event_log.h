@@ -1,9 +1,16 @@
 // EventLog: the append-only, hash-chained event log over RocksDB (DESIGN.md section 2).
 //
-// One writer thread owns the head. Append() queues the caller's batch and blocks; the writer
-// takes every queued batch, validates each against the current stream versions, writes all
-// that pass in one WriteBatch (one fsync in durable mode), and only then acknowledges each
-// caller. A batch that fails validation fails alone.
+// One writer thread owns the head. Append() and AppendAsync() queue the caller's batch; the
+// writer takes every queued batch, validates each against the current stream versions, and
+// stages all that pass — seqs, encoding, hash chain, projection folds — into one WriteBatch.
+// A batch that fails validation fails alone.
+//
+// The writer then writes the group into RocksDB without an fsync and hands it to the syncer
+// thread, which fsyncs the write-ahead log once for every group written since its last
+// fsync (durable mode), then advances the head, publishes the projections' staged changes
+// and acknowledges the callers. So the next group is staged and written while the disk
+// works. No caller is acknowledged before its records are durable, and readers never see
+// records past the durable head.
 //
 // Reads may run on any thread concurrently with appends; they see records up to the head as
 // it was when the read began.
@@ -78,6 +85,8 @@ struct LogStats {
   uint64_t groups = 0;   // WriteBatches committed (one fsync each in durable mode)
   uint64_t appends = 0;  // Append calls written
   uint64_t records = 0;  // records written
+  uint64_t syncs = 0;    // fsyncs of the write-ahead log
+  uint64_t sync_ns = 0;  // time spent in them
 };
 
 struct ChainReport {
@@ -101,6 +110,12 @@ class EventLog {
   // expected, actual), BadRequest (malformed batch), IoError (the write failed; the log then
   // refuses further appends with Unavailable until reopened), Unavailable (stopping).
   Result<AppendResult> Append(AppendBatch batch);
+
+  // The same without blocking: `done` runs exactly once, on the log's syncer thread, when the
+  // records are durable or the append has failed. `done` must not block; it may call
+  // AppendAsync (never Append).
+  using AppendCallback = std::function<void(Result<AppendResult>)>;
+  void AppendAsync(AppendBatch batch, AppendCallback done);
 
   LogHead Head() const;
   LogStats Stats() const;
@@ -129,8 +144,10 @@ class EventLog {
   Result<ChainReport> VerifyChain(uint64_t from = 1, uint64_t to = UINT64_MAX) const;
 
   // Registers a projection's hook. `hook_applied_seq` is the last seq the projection has
-  // folded; records after it are folded now (one WriteBatch) so the hook joins at the head.
+  // folded; records after it are folded now so the hook joins at the head. Waits for the
+  // appends in flight to become durable first.
   Status AddHook(FoldHook* hook, uint64_t hook_applied_seq);
+  // Unregisters a hook; when it returns, the log no longer calls it.
   void RemoveHook(FoldHook* hook);
 
   // Raw access for projections: their column families and the database.
@@ -143,12 +160,18 @@ class EventLog {
  private:
   struct Pending;
   struct GroupState;
+  struct StagedGroup;
 
   EventLog(std::string dir, EventLogOptions options);
   Status OpenDb();
   Status RecoverHead();
   void WriterLoop();
-  void CommitGroup(std::vector<Pending*>& group);
+  void SyncLoop();
+  std::unique_ptr<StagedGroup> StageGroup(std::vector<std::unique_ptr<Pending>> group);
+  void CommitGroup(StagedGroup& group);
+  void SyncAndComplete(std::vector<std::unique_ptr<StagedGroup>>& groups);
+  // Waits until every staged group is durable and acknowledged. Caller holds write_mu_.
+  void DrainPipeline();
   Status Validate(Pending& pending, GroupState& group);
   void Stage(Pending& pending, GroupState& group, rocksdb::WriteBatch& batch, Status& hook_error);
   Result<uint64_t> CurrentVersion(std::string_view stream, GroupState& group);
@@ -167,24 +190,50 @@ class EventLog {
   rocksdb::ColumnFamilyHandle* ids_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;
 
-  // Queue of appends waiting for the writer.
+  // Appends waiting for the writer.
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
-  std::deque<Pending*> queue_;
+  std::deque<std::unique_ptr<Pending>> queue_;
   bool stopping_ = false;
 
-  // Held by the writer while it commits a group, and by AddHook/RemoveHook.
+  // Held by the writer while it stages a group, and by AddHook/RemoveHook. The writer's own
+  // state below is touched only under it.
   std::mutex write_mu_;
   std::vector<FoldHook*> hooks_;
-  std::unordered_map<std::string, uint64_t> stream_cache_;  // writer-only
-  Status failed_;                                           // writer-only: sticky write error
-  int64_t last_timestamp_ns_ = 0;                           // writer-only
+  std::unordered_map<std::string, uint64_t> stream_cache_;  // stream versions as staged
+  // Event ids staged but perhaps not written yet (RocksDB cannot answer for them), in seq
+  // order; pruned once the sync thread has written past them.
+  std::unordered_map<Id128, uint64_t, Id128Hash> inflight_ids_;
+  std::deque<std::pair<uint64_t, Id128>> inflight_order_;
+  LogHead staged_head_;  // the last record staged, maybe not written or durable
+  int64_t last_timestamp_ns_ = 0;
+  std::atomic<uint64_t> written_seq_{0};  // the last seq written into RocksDB
 
-  mutable std::mutex head_mu_;  // guards the two below
-  LogHead head_;
+  // Groups written and waiting for the syncer; `closed` once the writer has ended.
+  struct GroupQueue {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<std::unique_ptr<StagedGroup>> groups;
+    bool closed = false;
+
+    void Push(std::unique_ptr<StagedGroup> group);
+    void Close();
+    // Takes every queued group; false once closed and empty.
+    bool TakeAll(std::vector<std::unique_ptr<StagedGroup>>& out);
+  };
+  GroupQueue sync_queue_;
+
+  // A write or fsync error: the log refuses appends from then on. Guarded by failed_mu_.
+  mutable std::mutex failed_mu_;
+  Status failed_;
+
+  mutable std::mutex head_mu_;  // guards the three below
+  std::condition_variable head_cv_;
+  LogHead head_;                // the durable head
   LogStats stats_;
 
   std::thread writer_;
+  std::thread syncer_;
 };
 
 }  // namespace shardledger

@@ -1,47 +1,16 @@
-// EventLog: the append path — the caller's queue, the single writer, and group commit.
+// EventLog: the append path — the caller queue, the writer (validate, stage, write) and the
+// sync thread (fsync, advance the head, publish, acknowledge).
 #include <algorithm>
+#include <chrono>
+#include <cstring>
 #include <unordered_set>
 
 #include "events/chain.h"
 #include "events/event_log.h"
+#include "events/event_log_internal.h"
 #include "events/keys.h"
 
 namespace shardledger {
-
-// One caller's batch waiting for the writer. Lives on the caller's stack; the writer calls
-// Finish() once `result` is final and never touches the Pending afterwards.
-//
-// The wait is a condition variable, not a std::binary_semaphore: libstdc++'s semaphore
-// spins with sched_yield before it sleeps, and 64 spinning callers starve the writer.
-struct EventLog::Pending {
-  AppendBatch batch;
-  Result<AppendResult> result = Status(ErrorCode::kUnavailable, "not processed");
-  std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;
-
-  void Wait() {
-    std::unique_lock lock(mu);
-    cv.wait(lock, [&] { return done; });
-  }
-  void Finish() {
-    std::lock_guard lock(mu);
-    done = true;
-    cv.notify_one();  // under the lock: the caller may destroy the Pending once it sees done
-  }
-
-  bool rejected = false;  // failed validation: its result says why, whatever the group does
-  bool replayed = false;  // every event id was recorded: its result holds their seqs
-};
-
-// What the writer knows about the group it is building, beyond the committed state.
-struct EventLog::GroupState {
-  std::unordered_map<std::string, uint64_t> versions;  // stream -> version after the group
-  std::unordered_map<Id128, uint64_t, Id128Hash> ids;  // event id -> seq, new in the group
-  uint64_t seq = 0;                                    // last seq assigned
-  Hash256 hash{};                                      // hash of that record
-  int64_t timestamp_ns = 0;
-};
 
 namespace {
 
@@ -63,20 +32,25 @@ Status CheckShape(const AppendBatch& batch, size_t max_events) {
     if (stream.find('\0') != std::string::npos) return BadBatch("a stream name holds a NUL byte");
     return Status::Ok();
   };
-  std::unordered_set<Id128, Id128Hash> ids;
-  ids.reserve(batch.events.size());
   for (const auto& event : batch.events) {
     SL_RETURN_IF_ERROR(check_stream(event.stream));
     if (IsZero(event.event_id)) return BadBatch("an event id is all zeros");
-    if (!ids.insert(event.event_id).second) {
-      return BadBatch("event id " + ToHex(event.event_id) + " appears twice in one append");
+  }
+  if (batch.events.size() > 1) {
+    std::unordered_set<Id128, Id128Hash> ids;
+    ids.reserve(batch.events.size());
+    for (const auto& event : batch.events) {
+      if (!ids.insert(event.event_id).second) {
+        return BadBatch("event id " + ToHex(event.event_id) + " appears twice in one append");
+      }
     }
   }
-  std::unordered_set<std::string_view> conditioned;
-  for (const auto& expectation : batch.expectations) {
-    SL_RETURN_IF_ERROR(check_stream(expectation.stream));
-    if (!conditioned.insert(expectation.stream).second) {
-      return BadBatch("stream " + expectation.stream + " has two expected versions");
+  for (size_t i = 0; i < batch.expectations.size(); ++i) {
+    SL_RETURN_IF_ERROR(check_stream(batch.expectations[i].stream));
+    for (size_t j = 0; j < i; ++j) {
+      if (batch.expectations[j].stream == batch.expectations[i].stream) {
+        return BadBatch("stream " + batch.expectations[i].stream + " has two expected versions");
+      }
     }
   }
   return Status::Ok();
@@ -104,44 +78,105 @@ std::string ExpectedVersion::ToString() const {
   return "?";
 }
 
-Result<AppendResult> EventLog::Append(AppendBatch batch) {
-  SL_RETURN_IF_ERROR(CheckShape(batch, options_.max_batch_events));
-  Pending pending;
-  pending.batch = std::move(batch);
+void EventLog::AppendAsync(AppendBatch batch, AppendCallback done) {
+  Status shape = CheckShape(batch, options_.max_batch_events);
+  if (!shape.ok()) {
+    done(std::move(shape));
+    return;
+  }
+  auto pending = std::make_unique<Pending>();
+  pending->batch = std::move(batch);
+  pending->done = std::move(done);
+  // Encoding is the costly part of a record and needs nothing the writer owns: do it here,
+  // on the caller's thread, and leave the writer only the position fields to patch.
   {
-    std::lock_guard lock(queue_mu_);
-    if (stopping_) return Status(ErrorCode::kUnavailable, "the log is closing");
-    queue_.push_back(&pending);
+    Record record;
+    record.actor = pending->batch.actor;
+    record.correlation_id = pending->batch.correlation_id;
+    record.causation_id = pending->batch.causation_id;
+    pending->prepared.reserve(pending->batch.events.size());
+    for (auto& event : pending->batch.events) {
+      record.stream = event.stream;
+      record.event_id = event.event_id;
+      record.payload = std::move(event.payload);
+      pending->prepared.push_back(PrepareRecord(record));
+      event.payload = std::move(record.payload);
+    }
+  }
+  {
+    std::unique_lock lock(queue_mu_);
+    if (stopping_) {
+      lock.unlock();
+      pending->done(Status(ErrorCode::kUnavailable, "the log is closing"));
+      return;
+    }
+    queue_.push_back(std::move(pending));
   }
   queue_cv_.notify_one();
-  pending.Wait();
-  return std::move(pending.result);
+}
+
+Result<AppendResult> EventLog::Append(AppendBatch batch) {
+  // The wait is a condition variable, not a std::binary_semaphore: libstdc++'s semaphore
+  // spins with sched_yield before it sleeps, and many spinning callers starve the writer.
+  struct Waiter {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<Result<AppendResult>> result;
+  } waiter;
+  AppendAsync(std::move(batch), [&waiter](Result<AppendResult> result) {
+    std::lock_guard lock(waiter.mu);
+    waiter.result.emplace(std::move(result));
+    waiter.cv.notify_one();  // under the lock: the waiter may go once it sees the result
+  });
+  std::unique_lock lock(waiter.mu);
+  waiter.cv.wait(lock, [&] { return waiter.result.has_value(); });
+  return std::move(*waiter.result);
 }
 
 void EventLog::WriterLoop() {
-  std::vector<Pending*> group;
+  std::vector<std::unique_ptr<Pending>> group;
   for (;;) {
     {
       std::unique_lock lock(queue_mu_);
       queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping, and every queued append is answered
-      group.assign(queue_.begin(), queue_.end());
+      if (queue_.empty()) break;  // stopping, and every queued append is taken
+      for (auto& pending : queue_) group.push_back(std::move(pending));
       queue_.clear();
     }
+    std::unique_ptr<StagedGroup> staged;
     {
       std::lock_guard write_lock(write_mu_);
-      CommitGroup(group);
+      staged = StageGroup(std::move(group));
     }
-    // Acknowledge only now: every staged record is durable, or the group failed.
-    for (Pending* pending : group) pending->Finish();
     group.clear();
+    CommitGroup(*staged);
+    sync_queue_.Push(std::move(staged));
   }
+  sync_queue_.Close();
 }
 
-rocksdb::WriteOptions EventLog::WriteOptionsFor() const {
-  rocksdb::WriteOptions write_options;
-  write_options.sync = options_.durability == Durability::kDurable;
-  return write_options;
+void EventLog::GroupQueue::Push(std::unique_ptr<StagedGroup> group) {
+  {
+    std::lock_guard lock(mu);
+    groups.push_back(std::move(group));
+  }
+  cv.notify_one();
+}
+
+void EventLog::GroupQueue::Close() {
+  {
+    std::lock_guard lock(mu);
+    closed = true;
+  }
+  cv.notify_one();
+}
+
+bool EventLog::GroupQueue::TakeAll(std::vector<std::unique_ptr<StagedGroup>>& out) {
+  std::unique_lock lock(mu);
+  cv.wait(lock, [&] { return closed || !groups.empty(); });
+  if (groups.empty()) return false;
+  out.swap(groups);
+  return true;
 }
 
 Result<uint64_t> EventLog::CurrentVersion(std::string_view stream, GroupState& group) {
@@ -149,7 +184,6 @@ Result<uint64_t> EventLog::CurrentVersion(std::string_view stream, GroupState& g
   if (auto it = group.versions.find(key); it != group.versions.end()) return it->second;
   if (auto it = stream_cache_.find(key); it != stream_cache_.end()) return it->second;
   SL_ASSIGN_OR_RETURN(uint64_t version, StoredStreamVersion(stream));
-  if (stream_cache_.size() >= options_.stream_cache_limit) stream_cache_.clear();
   stream_cache_.emplace(std::move(key), version);
   return version;
 }
@@ -163,6 +197,8 @@ Status EventLog::Validate(Pending& pending, GroupState& group) {
     std::optional<uint64_t> seq;
     if (auto it = group.ids.find(event.event_id); it != group.ids.end()) {
       seq = it->second;
+    } else if (auto in = inflight_ids_.find(event.event_id); in != inflight_ids_.end()) {
+      seq = in->second;
     } else {
       SL_ASSIGN_OR_RETURN(seq, StoredEventSeq(event.event_id));
     }
@@ -197,74 +233,97 @@ Status EventLog::Validate(Pending& pending, GroupState& group) {
 }
 
 void EventLog::Stage(Pending& pending, GroupState& group, rocksdb::WriteBatch& batch,
-                     Status& hook_error) {
-  const AppendBatch& append = pending.batch;
+                     Status& group_error) {
+  AppendBatch& append = pending.batch;
   AppendResult result;
   result.first_seq = group.seq + 1;
-  Record record;
+  Record record;  // what the hooks see; built only when there are hooks
   record.timestamp_ns = group.timestamp_ns;
   record.actor = append.actor;
   record.correlation_id = append.correlation_id;
   record.causation_id = append.causation_id;
-  for (const auto& event : append.events) {
-    // Validation looked every stream of the expectations up; streams written without an
-    // expectation are looked up here. A lookup failure fails the group (see CommitGroup).
+  for (size_t i = 0; i < append.events.size(); ++i) {
+    NewEvent& event = append.events[i];
+    PreparedRecord& prepared = pending.prepared[i];
+    // Streams written without an expectation are looked up here. A lookup failure is the
+    // storage's, not the batch's: it fails the group.
     auto current = CurrentVersion(event.stream, group);
     if (!current.ok()) {
-      hook_error = current.status();
+      group_error = current.status();
       return;
     }
-    record.seq = ++group.seq;
-    record.stream = event.stream;
-    record.stream_version = *current + 1;
-    record.event_id = event.event_id;
-    record.prev_hash = group.hash;
-    record.payload = event.payload;
-    EncodedRecord encoded = SealRecord(record);
-    group.hash = record.hash;
-    group.versions[event.stream] = record.stream_version;
-    group.ids.emplace(event.event_id, record.seq);
+    const uint64_t seq = ++group.seq;
+    const uint64_t version = *current + 1;
+    PlaceRecord(prepared, seq, version, group.timestamp_ns, group.hash);
+    const Hash256 hash = RecordHash(group.hash, prepared.bytes, prepared.hash_offset);
+    std::memcpy(prepared.bytes.data() + prepared.hash_offset, hash.data(), hash.size());
 
-    const std::string seq_key = BigEndian64(record.seq);
-    batch.Put(log_cf_, seq_key, encoded.bytes);
-    batch.Put(streams_cf_, StreamKey(event.stream, record.stream_version), seq_key);
+    const std::string seq_key = BigEndian64(seq);
+    batch.Put(log_cf_, seq_key, prepared.bytes);
+    batch.Put(streams_cf_, StreamKey(event.stream, version), seq_key);
     batch.Put(ids_cf_,
               rocksdb::Slice(reinterpret_cast<const char*>(event.event_id.data()),
                              event.event_id.size()),
               seq_key);
-    for (FoldHook* hook : hooks_) {
-      Status folded = hook->Fold(record, batch);
-      if (!folded.ok() && hook_error.ok()) hook_error = folded;
+    if (!hooks_.empty()) {
+      record.seq = seq;
+      record.stream = event.stream;
+      record.stream_version = version;
+      record.event_id = event.event_id;
+      record.prev_hash = group.hash;
+      record.hash = hash;
+      record.payload = std::move(event.payload);
+      for (FoldHook* hook : hooks_) {
+        Status folded = hook->Fold(record, batch);
+        if (!folded.ok() && group_error.ok()) group_error = folded;
+      }
     }
+    group.hash = hash;
+    group.versions[event.stream] = version;
+    group.ids.emplace(event.event_id, seq);
   }
   result.last_seq = group.seq;
   pending.result = std::move(result);
 }
 
-void EventLog::CommitGroup(std::vector<Pending*>& group) {
-  if (!failed_.ok()) {
-    for (Pending* pending : group) {
-      pending->result = Status(ErrorCode::kUnavailable,
-                               "the log stopped after a write error: " + failed_.message());
+std::unique_ptr<EventLog::StagedGroup> EventLog::StageGroup(
+    std::vector<std::unique_ptr<Pending>> pendings) {
+  auto staged = std::make_unique<StagedGroup>();
+  staged->pendings = std::move(pendings);
+  staged->hooks = hooks_;
+  staged->before = staged->after = staged_head_;
+  {
+    std::lock_guard lock(failed_mu_);
+    if (!failed_.ok()) {
+      staged->error = Status(ErrorCode::kUnavailable,
+                             "the log stopped after a write error: " + failed_.message());
+      return staged;
     }
-    return;
   }
-  GroupState state;
-  uint64_t appends = 0;
-  const LogHead head = Head();
-  state.seq = head.seq;
-  state.hash = head.hash;
-  // One timestamp per group, never behind an earlier record's.
-  state.timestamp_ns = std::max(options_.clock(), last_timestamp_ns_);
+  // Ids the sync thread has written are in RocksDB now; keep only those still in flight.
+  const uint64_t written = written_seq_.load(std::memory_order_acquire);
+  while (!inflight_order_.empty() && inflight_order_.front().first <= written) {
+    inflight_ids_.erase(inflight_order_.front().second);
+    inflight_order_.pop_front();
+  }
+  // The stream cache starts over when it is full, but only when nothing is in flight: the
+  // versions of streams with records not yet written exist nowhere else.
+  if (stream_cache_.size() >= options_.stream_cache_limit && inflight_order_.empty()) {
+    stream_cache_.clear();
+  }
 
-  rocksdb::WriteBatch batch;
-  Status group_error;  // a failure that is nobody's batch's fault fails the whole group
-  bool any_staged = false;
-  for (Pending* pending : group) {
+  GroupState state;
+  state.seq = staged_head_.seq;
+  state.hash = staged_head_.hash;
+  // One timestamp per group, never behind an earlier record's.
+  // Never zero either: a placed record's position fields must be non-zero.
+  state.timestamp_ns = std::max({options_.clock(), last_timestamp_ns_, int64_t{1}});
+
+  for (auto& pending : staged->pendings) {
     Status valid = Validate(*pending, state);
     if (!valid.ok()) {
       if (valid.code() == ErrorCode::kIoError || valid.code() == ErrorCode::kCorruption) {
-        group_error = valid;
+        staged->error = valid;  // the storage failed, not the batch
         break;
       }
       pending->result = valid;
@@ -272,49 +331,126 @@ void EventLog::CommitGroup(std::vector<Pending*>& group) {
       continue;
     }
     if (pending->replayed) continue;
-    Stage(*pending, state, batch, group_error);
-    any_staged = true;
-    ++appends;
-    if (!group_error.ok()) break;
+    Stage(*pending, state, staged->batch, staged->error);
+    ++staged->appends;
+    if (!staged->error.ok()) break;
   }
 
-  if (group_error.ok() && any_staged) {
-    std::string head_value = BigEndian64(state.seq);
-    head_value.append(reinterpret_cast<const char*>(state.hash.data()), state.hash.size());
-    batch.Put(meta_cf_, "head", head_value);
-    rocksdb::Status written = db_->Write(WriteOptionsFor(), &batch);
-    if (!written.ok()) {
-      group_error = Status(ErrorCode::kIoError, "writing the group: " + written.ToString());
-      failed_ = group_error;
-    }
+  if (!staged->error.ok()) {
+    for (FoldHook* hook : hooks_) hook->Discard(staged_head_.seq);
+    return staged;
   }
+  if (state.seq == staged_head_.seq) return staged;  // nothing to write
 
-  if (!group_error.ok()) {
-    for (FoldHook* hook : hooks_) hook->Discard();
-    for (Pending* pending : group) {
-      if (!pending->rejected && !pending->replayed) pending->result = group_error;
+  std::string head_value = BigEndian64(state.seq);
+  head_value.append(reinterpret_cast<const char*>(state.hash.data()), state.hash.size());
+  staged->batch.Put(meta_cf_, "head", head_value);
+  for (auto& [stream, version] : state.versions) stream_cache_[stream] = version;
+  for (auto& [id, seq] : state.ids) {
+    inflight_ids_.emplace(id, seq);
+    inflight_order_.emplace_back(seq, id);
+  }
+  std::sort(inflight_order_.end() - static_cast<std::ptrdiff_t>(state.ids.size()),
+            inflight_order_.end());
+  last_timestamp_ns_ = state.timestamp_ns;
+  staged_head_ = LogHead{state.seq, state.hash};
+  staged->after = staged_head_;
+  return staged;
+}
+
+void EventLog::SyncLoop() {
+  std::vector<std::unique_ptr<StagedGroup>> groups;
+  while (sync_queue_.TakeAll(groups)) {
+    SyncAndComplete(groups);
+    groups.clear();
+  }
+}
+
+void EventLog::CommitGroup(StagedGroup& group) {
+  if (!group.error.ok() || !group.has_records()) return;
+  {
+    std::lock_guard lock(failed_mu_);
+    if (!failed_.ok()) return;  // nothing is written after a failure
+  }
+  // No fsync here: the syncer makes this write durable, while the writer stages the next.
+  rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &group.batch);
+  if (!s.ok()) {
+    std::lock_guard lock(failed_mu_);
+    if (failed_.ok()) {
+      failed_ = Status(ErrorCode::kIoError, "writing records " + std::to_string(group.before.seq + 1) +
+                                                ".." + std::to_string(group.after.seq) + ": " +
+                                                s.ToString());
     }
     return;
   }
-  if (!any_staged) return;
+  written_seq_.store(group.after.seq, std::memory_order_release);
+}
 
-  for (auto& [stream, version] : state.versions) {
-    if (stream_cache_.size() >= options_.stream_cache_limit) stream_cache_.clear();
-    stream_cache_[stream] = version;
+void EventLog::SyncAndComplete(std::vector<std::unique_ptr<StagedGroup>>& groups) {
+  // One fsync makes every group written so far durable.
+  const bool wrote = std::any_of(groups.begin(), groups.end(), [](const auto& g) {
+    return g->error.ok() && g->has_records();
+  });
+  if (wrote && options_.durability == Durability::kDurable) {
+    const auto sync_start = std::chrono::steady_clock::now();
+    rocksdb::Status s = db_->SyncWAL();
+    const auto sync_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::steady_clock::now() - sync_start)
+                             .count();
+    {
+      std::lock_guard lock(head_mu_);
+      stats_.syncs += 1;
+      stats_.sync_ns += static_cast<uint64_t>(sync_ns);
+    }
+    if (!s.ok()) {
+      std::lock_guard lock(failed_mu_);
+      if (failed_.ok()) {
+        failed_ = Status(ErrorCode::kIoError, "syncing the write-ahead log: " + s.ToString());
+      }
+    }
   }
-  last_timestamp_ns_ = state.timestamp_ns;
+  // After any write or sync error the head never moves again: later groups fail too, so no
+  // projection publishes a change whose predecessor it discarded.
+  Status failed;
   {
-    std::lock_guard lock(head_mu_);
-    stats_.groups += 1;
-    stats_.appends += appends;
-    stats_.records += state.seq - head.seq;
-    head_ = LogHead{state.seq, state.hash};
+    std::lock_guard lock(failed_mu_);
+    failed = failed_;
   }
-  for (FoldHook* hook : hooks_) hook->Publish();
+  for (auto& staged : groups) {
+    StagedGroup& group = *staged;
+    Status error = !group.error.ok() ? group.error : failed;
+    if (error.ok() && group.has_records()) {
+      {
+        std::lock_guard lock(head_mu_);
+        head_ = group.after;
+        stats_.groups += 1;
+        stats_.appends += group.appends;
+        stats_.records += group.after.seq - group.before.seq;
+      }
+      for (FoldHook* hook : group.hooks) hook->Publish(group.after.seq);
+    } else if (!error.ok() && group.has_records()) {
+      for (FoldHook* hook : group.hooks) hook->Discard(Head().seq);
+    }
+    for (auto& pending : group.pendings) {
+      if (!error.ok() && !pending->rejected) pending->result = error;
+      pending->done(std::move(pending->result));
+    }
+  }
+  head_cv_.notify_all();
+}
+
+void EventLog::DrainPipeline() {
+  std::unique_lock lock(head_mu_);
+  head_cv_.wait(lock, [&] {
+    if (head_.seq == staged_head_.seq) return true;
+    std::lock_guard failed_lock(failed_mu_);
+    return !failed_.ok();
+  });
 }
 
 Status EventLog::AddHook(FoldHook* hook, uint64_t hook_applied_seq) {
   std::lock_guard write_lock(write_mu_);
+  DrainPipeline();
   const LogHead head = Head();
   if (hook_applied_seq > head.seq) {
     return Status(ErrorCode::kCorruption, "a projection is at seq " +
@@ -339,14 +475,16 @@ Status EventLog::AddHook(FoldHook* hook, uint64_t hook_applied_seq) {
       return error.ok();
     }));
     if (error.ok()) {
-      rocksdb::Status written = db_->Write(WriteOptionsFor(), &batch);
+      rocksdb::WriteOptions write_options;
+      write_options.sync = options_.durability == Durability::kDurable;
+      rocksdb::Status written = db_->Write(write_options, &batch);
       if (!written.ok()) error = Status(ErrorCode::kIoError, written.ToString());
     }
     if (!error.ok()) {
-      hook->Discard();
+      hook->Discard(next - 1);
       return error;
     }
-    hook->Publish();
+    hook->Publish(last);
     next = last + 1;
   }
   hooks_.push_back(hook);
@@ -355,6 +493,7 @@ Status EventLog::AddHook(FoldHook* hook, uint64_t hook_applied_seq) {
 
 void EventLog::RemoveHook(FoldHook* hook) {
   std::lock_guard write_lock(write_mu_);
+  DrainPipeline();  // no group in flight still names the hook
   hooks_.erase(std::remove(hooks_.begin(), hooks_.end(), hook), hooks_.end());
 }
 

@@ -4,23 +4,29 @@
 
 #include <rocksdb/write_batch.h>
 
+#include <cstdint>
+
 #include "events/record.h"
 #include "events/status.h"
 
 namespace shardledger {
 
-// The log calls a hook on its single writer thread, so calls never overlap:
-//   Fold(r1, batch) ... Fold(rN, batch), then exactly one of Publish() or Discard().
-// Fold stages the record: it adds the projection's writes to `batch` and keeps the change
-// where later Folds of the same group can see it, but readers cannot. Publish() is called
-// once the batch is durable and makes the staged changes visible; Discard() is called when
-// the batch was not written and forgets them. A Fold error fails every append of the group.
+// The log's append path is a pipeline: the writer thread folds group k+1 while the sync
+// thread makes group k durable. So a hook sees:
+//   - Fold(record, batch) on the writer thread, in seq order: add the projection's writes to
+//     `batch` and stage the change where later Folds can see it, but readers cannot;
+//   - Publish(through_seq) on the sync thread, in seq order: every record <= through_seq is
+//     durable; make its staged changes visible;
+//   - Discard(after_seq) on either thread: records > after_seq were not written (or not
+//     made durable); forget their staged changes.
+// Fold may run concurrently with Publish or Discard, so a hook guards its own state. A Fold
+// error fails every append of its group.
 class FoldHook {
  public:
   virtual ~FoldHook() = default;
   virtual Status Fold(const Record& record, rocksdb::WriteBatch& batch) = 0;
-  virtual void Publish() = 0;
-  virtual void Discard() = 0;
+  virtual void Publish(uint64_t through_seq) = 0;
+  virtual void Discard(uint64_t after_seq) = 0;
 };
 
 }  // namespace shardledger

@@ -61,6 +61,20 @@ TEST(Codec, HashCoversEveryByteButItsOwn) {
   EXPECT_NE(RecordHash(record.prev_hash, changed, encoded.hash_offset), record.hash);
 }
 
+TEST(Codec, PlacedRecordIsTheCanonicalEncodingOfThePlacedRecord) {
+  for (const Event& event : SampleEvents()) {
+    Record record = SampleRecord(event);
+    PreparedRecord prepared = PrepareRecord(record);
+    PlaceRecord(prepared, record.seq, record.stream_version, record.timestamp_ns,
+                record.prev_hash);
+    const Hash256 hash = RecordHash(record.prev_hash, prepared.bytes, prepared.hash_offset);
+    std::memcpy(prepared.bytes.data() + prepared.hash_offset, hash.data(), hash.size());
+    EncodedRecord sealed = SealRecord(record);
+    EXPECT_EQ(prepared.bytes, sealed.bytes) << EventTypeName(TypeOf(event));
+    EXPECT_EQ(hash, record.hash);
+  }
+}
+
 Status DecodeStatus(std::string_view bytes) { return DecodeRecord(bytes).status(); }
 
 TEST(Codec, TruncatedRecordsAreCorruption) {

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 
+#include <condition_variable>
+#include <deque>
 #include <map>
 #include <set>
 #include <thread>
@@ -277,6 +279,37 @@ TEST(EventLog, ConcurrentAppendsAreGapFreeAndChained) {
   EXPECT_EQ(report->checked, uint64_t{kThreads * kPerThread});
 }
 
+TEST(EventLog, AppendAsyncAnswersOnceTheRecordsAreDurable) {
+  TempDir dir;
+  auto log = OpenLog(dir.path());
+  constexpr int kAppends = 500;
+  std::mutex mu;
+  std::condition_variable cv;
+  int answered = 0;
+  bool head_covered_every_answer = true;
+  for (int i = 0; i < kAppends; ++i) {
+    log->AppendAsync(OneEvent("async/" + std::to_string(i % 7)), [&](Result<AppendResult> r) {
+      std::lock_guard lock(mu);
+      if (!r.ok() || log->Head().seq < r->last_seq) head_covered_every_answer = false;
+      ++answered;
+      cv.notify_one();
+    });
+  }
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return answered == kAppends; }));
+  EXPECT_TRUE(head_covered_every_answer);
+  EXPECT_EQ(log->Head().seq, uint64_t{kAppends});
+}
+
+TEST(EventLog, AppendAsyncRejectsAMalformedBatchAtOnce) {
+  TempDir dir;
+  auto log = OpenLog(dir.path());
+  std::optional<Status> seen;
+  log->AppendAsync(AppendBatch{}, [&](Result<AppendResult> r) { seen = r.status(); });
+  ASSERT_TRUE(seen.has_value());  // answered on the caller's thread, before returning
+  EXPECT_EQ(seen->code(), ErrorCode::kBadRequest);
+}
+
 // ---------------------------------------------------------------- reads
 
 TEST(EventLog, ReadsByRangeStreamAndFilter) {
@@ -421,10 +454,11 @@ TEST(EventLog, ReopenedLogContinuesFromItsHead) {
 
 // ---------------------------------------------------------------- projection hook
 
-// A trivial projection: counts records per stream prefix in its own column family.
+// A trivial projection: counts records in its own column family. Staged counts wait in
+// `staged_` (seq -> count after that record) until the log publishes them.
 class CountingProjection : public FoldHook {
  public:
-  explicit CountingProjection(EventLog& log) : log_(log), cf_(log.ColumnFamily("proj.count")) {
+  explicit CountingProjection(EventLog& log) : cf_(log.ColumnFamily("proj.count")) {
     std::string value;
     if (log.db()->Get(rocksdb::ReadOptions(), cf_, "count", &value).ok()) {
       count_ = ReadBigEndian64(value);
@@ -434,32 +468,46 @@ class CountingProjection : public FoldHook {
     }
   }
   Status Fold(const Record& record, rocksdb::WriteBatch& batch) override {
+    std::lock_guard lock(mu_);
     if (fail_next_) return Status(ErrorCode::kCorruption, "asked to fail");
-    staged_count_ = (staged_ ? staged_count_ : count_) + 1;
-    staged_applied_ = record.seq;
-    staged_ = true;
-    batch.Put(cf_, "count", BigEndian64(staged_count_));
+    const uint64_t count = (staged_.empty() ? count_ : staged_.back().second) + 1;
+    staged_.emplace_back(record.seq, count);
+    batch.Put(cf_, "count", BigEndian64(count));
     batch.Put(cf_, "applied", BigEndian64(record.seq));
     return Status::Ok();
   }
-  void Publish() override {
-    if (staged_) {
-      count_ = staged_count_;
-      applied_ = staged_applied_;
+  void Publish(uint64_t through_seq) override {
+    std::lock_guard lock(mu_);
+    while (!staged_.empty() && staged_.front().first <= through_seq) {
+      applied_ = staged_.front().first;
+      count_ = staged_.front().second;
+      staged_.pop_front();
     }
-    staged_ = false;
   }
-  void Discard() override { staged_ = false; }
+  void Discard(uint64_t after_seq) override {
+    std::lock_guard lock(mu_);
+    while (!staged_.empty() && staged_.back().first > after_seq) staged_.pop_back();
+  }
 
-  uint64_t count() const { return count_; }
-  uint64_t applied() const { return applied_; }
-  bool fail_next_ = false;
+  uint64_t count() const {
+    std::lock_guard lock(mu_);
+    return count_;
+  }
+  uint64_t applied() const {
+    std::lock_guard lock(mu_);
+    return applied_;
+  }
+  void FailNext(bool fail) {
+    std::lock_guard lock(mu_);
+    fail_next_ = fail;
+  }
 
  private:
-  EventLog& log_;
+  mutable std::mutex mu_;
   rocksdb::ColumnFamilyHandle* cf_;
-  uint64_t count_ = 0, applied_ = 0, staged_count_ = 0, staged_applied_ = 0;
-  bool staged_ = false;
+  uint64_t count_ = 0, applied_ = 0;
+  std::deque<std::pair<uint64_t, uint64_t>> staged_;
+  bool fail_next_ = false;
 };
 
 EventLogOptions WithCountCf() {
@@ -509,13 +557,13 @@ TEST(EventLog, HookFailureWritesNothingAndDiscardsTheStage) {
   CountingProjection counter(*log);
   ASSERT_OK(log->AddHook(&counter, counter.applied()));
   ASSERT_OK(log->Append(OneEvent("s")));
-  counter.fail_next_ = true;
+  counter.FailNext(true);
   auto failed = log->Append(OneEvent("s"));
   ASSERT_FALSE(failed.ok());
   EXPECT_EQ(failed.status().code(), ErrorCode::kCorruption);
   EXPECT_EQ(log->Head().seq, 1u);
   EXPECT_EQ(counter.count(), 1u);
-  counter.fail_next_ = false;
+  counter.FailNext(false);
   ASSERT_OK(log->Append(OneEvent("s")));
   EXPECT_EQ(counter.count(), 2u);
   EXPECT_EQ(log->Head().seq, 2u);

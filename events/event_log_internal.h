@@ -1,0 +1,51 @@
+// The append pipeline's internal types, shared by event_log.cc and event_log_append.cc.
+// Not part of the EventLog interface.
+#pragma once
+
+#include <rocksdb/write_batch.h>
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "events/codec.h"
+#include "events/event_log.h"
+
+namespace shardledger {
+
+// One caller's append on its way through the pipeline.
+struct EventLog::Pending {
+  AppendBatch batch;
+  // Each event encoded on the caller's thread, to be placed by the writer.
+  std::vector<PreparedRecord> prepared;
+  AppendCallback done;
+  Result<AppendResult> result = Status(ErrorCode::kUnavailable, "not processed");
+  bool rejected = false;  // failed validation: its result says why, whatever the group does
+  bool replayed = false;  // every event id was recorded: its result holds their seqs
+};
+
+// What the writer knows about the group it is building, beyond what is already staged.
+struct EventLog::GroupState {
+  std::unordered_map<std::string, uint64_t> versions;  // stream -> version after the group
+  std::unordered_map<Id128, uint64_t, Id128Hash> ids;  // event id -> seq, new in the group
+  uint64_t seq = 0;                                    // last seq assigned
+  Hash256 hash{};                                      // hash of that record
+  int64_t timestamp_ns = 0;
+};
+
+// A group on its way from the writer to the sync thread: its records encoded, chained and
+// folded into `batch`, which the sync thread writes.
+struct EventLog::StagedGroup {
+  std::vector<std::unique_ptr<Pending>> pendings;
+  std::vector<FoldHook*> hooks;  // the hooks that folded it
+  rocksdb::WriteBatch batch;
+  LogHead before;                // the staged head before the group
+  LogHead after;                 // the staged head after it (== before: nothing to write)
+  uint64_t appends = 0;
+  Status error;                  // set when the group failed while it was staged
+
+  bool has_records() const { return after.seq != before.seq; }
+};
+
+}  // namespace shardledger
