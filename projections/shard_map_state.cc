@@ -1,0 +1,353 @@
+#include "projections/shard_map_state.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+
+#include "events/keys.h"
+#include "projections/bytes.h"
+
+namespace shardledger {
+
+void ShardMapState::SetShard(const std::string& id, WorkflowRoute& route, uint32_t shard) {
+  if (route.shard == shard) return;
+  auto it = by_shard_.find(route.shard);
+  if (it != by_shard_.end()) {
+    it->second.erase(id);
+    if (it->second.empty()) by_shard_.erase(it);
+  }
+  route.shard = shard;
+  by_shard_[shard].insert(id);
+}
+
+// Ends every move of the transition: unconfirmed workflows stay on their old shard, or,
+// when the transition completes, go to their new one. Transition data is dropped.
+void ShardMapState::ClearMoves(uint64_t seq, ShardMapTouched* touched,
+                               bool move_unconfirmed_to_new) {
+  for (const std::string& id : in_move_) {
+    auto it = workflows_.find(id);
+    if (it == workflows_.end()) continue;
+    WorkflowRoute& route = it->second;
+    if (move_unconfirmed_to_new && !route.confirmed) SetShard(id, route, route.new_shard);
+    route.in_transition = false;
+    route.old_shard = route.new_shard = 0;
+    route.move_epoch = 0;
+    route.confirmed = false;
+    route.changed_at = seq;
+    if (touched) touched->workflows.insert(id);
+  }
+  if (!in_move_.empty()) status_.map_version = seq;
+  in_move_.clear();
+  status_.moving = 0;
+}
+
+void ShardMapState::Apply(const Record& record, ShardMapTouched* touched) {
+  const uint64_t seq = record.seq;
+  auto mark = [&](const std::string& id) {
+    if (touched) touched->workflows.insert(id);
+  };
+  std::visit(
+      [&](const auto& e) {
+        using E = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<E, WorkflowAssigned>) {
+          auto [it, inserted] = workflows_.try_emplace(e.workflow_id);
+          WorkflowRoute& route = it->second;
+          if (inserted) {
+            route.shard = e.shard;
+            by_shard_[e.shard].insert(e.workflow_id);
+          } else {
+            SetShard(e.workflow_id, route, e.shard);
+          }
+          route.changed_at = seq;
+          removed_.erase(e.workflow_id);
+          status_.map_version = seq;
+          mark(e.workflow_id);
+        } else if constexpr (std::is_same_v<E, WorkflowRemoved>) {
+          auto it = workflows_.find(e.workflow_id);
+          if (it == workflows_.end()) return;
+          auto shard = by_shard_.find(it->second.shard);
+          if (shard != by_shard_.end()) {
+            shard->second.erase(e.workflow_id);
+            if (shard->second.empty()) by_shard_.erase(shard);
+          }
+          if (it->second.in_transition && !it->second.confirmed && status_.moving > 0) {
+            --status_.moving;
+          }
+          in_move_.erase(e.workflow_id);
+          workflows_.erase(it);
+          removed_[e.workflow_id] = seq;
+          status_.map_version = seq;
+          mark(e.workflow_id);
+        } else if constexpr (std::is_same_v<E, TransitionStarted>) {
+          ClearMoves(seq, touched, /*move_unconfirmed_to_new=*/false);
+          status_.phase = RoutingPhase::kTransition;
+          status_.shard_count = e.from_count;
+          status_.target_count = e.to_count;
+          status_.changes_safe_after_ns = e.changes_safe_after_ns;
+          status_.epoch = e.epoch;
+        } else if constexpr (std::is_same_v<E, WorkflowMoving>) {
+          auto it = workflows_.find(e.workflow_id);
+          if (it == workflows_.end()) return;
+          WorkflowRoute& route = it->second;
+          if (!route.in_transition || route.confirmed) ++status_.moving;
+          SetShard(e.workflow_id, route, e.old_shard);
+          route.in_transition = true;
+          route.old_shard = e.old_shard;
+          route.new_shard = e.new_shard;
+          route.move_epoch = e.epoch;
+          route.confirmed = false;
+          route.changed_at = seq;
+          in_move_.insert(e.workflow_id);
+          status_.map_version = seq;
+          mark(e.workflow_id);
+        } else if constexpr (std::is_same_v<E, ShardHealthChanged>) {
+          auto& bad = status_.unhealthy;
+          auto pos = std::lower_bound(bad.begin(), bad.end(), e.shard);
+          const bool listed = pos != bad.end() && *pos == e.shard;
+          if (e.healthy && listed) bad.erase(pos);
+          if (!e.healthy && !listed) bad.insert(pos, e.shard);
+        } else if constexpr (std::is_same_v<E, TriggerRegistrationReported>) {
+          ShardReport& report = reports_[e.shard];
+          report.workflow_ids = e.workflow_ids;
+          std::sort(report.workflow_ids.begin(), report.workflow_ids.end());
+          report.workflow_ids.erase(
+              std::unique(report.workflow_ids.begin(), report.workflow_ids.end()),
+              report.workflow_ids.end());
+          report.total_active_workflows = e.total_active_workflows;
+          report.reported_at_ns = record.timestamp_ns;
+          report.seq = seq;
+          if (touched) touched->reports.insert(e.shard);
+        } else if constexpr (std::is_same_v<E, WorkflowMoveConfirmed>) {
+          auto it = workflows_.find(e.workflow_id);
+          if (it == workflows_.end() || !it->second.in_transition || it->second.confirmed) return;
+          WorkflowRoute& route = it->second;
+          route.confirmed = true;
+          SetShard(e.workflow_id, route, route.new_shard);
+          route.changed_at = seq;
+          if (status_.moving > 0) --status_.moving;
+          status_.map_version = seq;
+          mark(e.workflow_id);
+        } else if constexpr (std::is_same_v<E, TransitionCompleted>) {
+          ClearMoves(seq, touched, /*move_unconfirmed_to_new=*/true);
+          status_.phase = RoutingPhase::kSteady;
+          status_.shard_count = e.shard_count;
+          status_.target_count = e.shard_count;
+          status_.changes_safe_after_ns = 0;
+          status_.epoch = e.epoch;
+        }
+      },
+      record.payload);
+  status_.applied_seq = seq;
+}
+
+const WorkflowRoute* ShardMapState::Find(std::string_view workflow_id) const {
+  auto it = workflows_.find(std::string(workflow_id));
+  return it == workflows_.end() ? nullptr : &it->second;
+}
+
+void ShardMapState::ForEach(
+    const std::function<void(const std::string&, const WorkflowRoute&)>& visit) const {
+  for (const auto& [id, route] : workflows_) visit(id, route);
+}
+
+std::vector<uint32_t> ShardMapState::TargetRoutable() const {
+  std::vector<uint32_t> out;
+  for (uint32_t shard = 0; shard < status_.target_count; ++shard) {
+    if (!std::binary_search(status_.unhealthy.begin(), status_.unhealthy.end(), shard)) {
+      out.push_back(shard);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> ShardMapState::IdsOnShard(uint32_t shard, std::string_view after,
+                                                   size_t limit) const {
+  std::vector<std::string> out;
+  auto it = by_shard_.find(shard);
+  if (it == by_shard_.end()) return out;
+  auto pos = after.empty() ? it->second.begin() : it->second.upper_bound(std::string(after));
+  for (; pos != it->second.end() && out.size() < limit; ++pos) out.push_back(*pos);
+  return out;
+}
+
+std::map<uint32_t, uint64_t> ShardMapState::CountsPerShard() const {
+  std::map<uint32_t, uint64_t> out;
+  for (const auto& [shard, ids] : by_shard_) out[shard] = ids.size();
+  return out;
+}
+
+void ShardMapState::ChangedSince(uint64_t version, std::vector<std::string>& changed,
+                                 std::vector<std::string>& removed) const {
+  for (const auto& [id, route] : workflows_) {
+    if (route.changed_at > version) changed.push_back(id);
+  }
+  std::sort(changed.begin(), changed.end());
+  for (const auto& [id, seq] : removed_) {
+    if (seq > version) removed.push_back(id);
+  }
+}
+
+std::vector<ShardDrift> ShardMapState::RegistrationDrift() const {
+  std::vector<ShardDrift> out;
+  for (const auto& [shard, report] : reports_) {
+    ShardDrift drift;
+    drift.shard = shard;
+    for (const std::string& id : report.workflow_ids) {
+      const WorkflowRoute* route = Find(id);
+      const bool expected = route != nullptr &&
+                            (route->shard == shard || (route->in_transition && route->new_shard == shard));
+      if (!expected) drift.registered_elsewhere.push_back(id);
+    }
+    if (auto on = by_shard_.find(shard); on != by_shard_.end()) {
+      for (const std::string& id : on->second) {
+        if (!std::binary_search(report.workflow_ids.begin(), report.workflow_ids.end(), id)) {
+          drift.not_registered.push_back(id);
+        }
+      }
+    }
+    if (!drift.registered_elsewhere.empty() || !drift.not_registered.empty()) {
+      out.push_back(std::move(drift));
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- rows and digest
+
+std::string ShardMapState::ReportKey(uint32_t shard) {
+  std::string key = "r/";
+  AppendBigEndian64(key, shard);
+  return key;
+}
+
+std::optional<std::string> ShardMapState::StatusRow() const {
+  ByteWriter w;
+  w.U8(static_cast<uint8_t>(status_.phase))
+      .U32(status_.shard_count)
+      .U32(status_.target_count)
+      .I64(status_.changes_safe_after_ns)
+      .U64(status_.epoch)
+      .U64(status_.map_version)
+      .U64(status_.applied_seq)
+      .U64(status_.moving)
+      .U32(static_cast<uint32_t>(status_.unhealthy.size()));
+  for (uint32_t shard : status_.unhealthy) w.U32(shard);
+  return w.Take();
+}
+
+std::optional<std::string> ShardMapState::WorkflowRow(const std::string& id) const {
+  const WorkflowRoute* route = Find(id);
+  if (route == nullptr) return std::nullopt;
+  ByteWriter w;
+  w.U32(route->shard)
+      .U8(static_cast<uint8_t>((route->in_transition ? 1 : 0) | (route->confirmed ? 2 : 0)))
+      .U32(route->old_shard)
+      .U32(route->new_shard)
+      .U64(route->move_epoch)
+      .U64(route->changed_at);
+  return w.Take();
+}
+
+std::optional<std::string> ShardMapState::TombstoneRow(const std::string& id) const {
+  auto it = removed_.find(id);
+  if (it == removed_.end()) return std::nullopt;
+  return ByteWriter().U64(it->second).Take();
+}
+
+std::optional<std::string> ShardMapState::ReportRow(uint32_t shard) const {
+  auto it = reports_.find(shard);
+  if (it == reports_.end()) return std::nullopt;
+  ByteWriter w;
+  w.U64(it->second.total_active_workflows)
+      .I64(it->second.reported_at_ns)
+      .U64(it->second.seq)
+      .U32(static_cast<uint32_t>(it->second.workflow_ids.size()));
+  for (const auto& id : it->second.workflow_ids) w.Str(id);
+  return w.Take();
+}
+
+Status ShardMapState::LoadRow(std::string_view key, std::string_view value) {
+  ByteReader r(value);
+  auto bad = [&] {
+    return Status(ErrorCode::kCorruption, "shard map row " + std::string(key) + " does not decode");
+  };
+  if (key == "status") {
+    status_.phase = static_cast<RoutingPhase>(r.U8());
+    status_.shard_count = r.U32();
+    status_.target_count = r.U32();
+    status_.changes_safe_after_ns = r.I64();
+    status_.epoch = r.U64();
+    status_.map_version = r.U64();
+    status_.applied_seq = r.U64();
+    status_.moving = r.U64();
+    const uint32_t n = r.U32();
+    status_.unhealthy.clear();
+    for (uint32_t i = 0; i < n && r.ok(); ++i) status_.unhealthy.push_back(r.U32());
+  } else if (key.starts_with("w/")) {
+    std::string id(key.substr(2));
+    WorkflowRoute route;
+    route.shard = r.U32();
+    const uint8_t flags = r.U8();
+    route.in_transition = flags & 1;
+    route.confirmed = flags & 2;
+    route.old_shard = r.U32();
+    route.new_shard = r.U32();
+    route.move_epoch = r.U64();
+    route.changed_at = r.U64();
+    if (!r.done()) return bad();
+    by_shard_[route.shard].insert(id);
+    if (route.in_transition) in_move_.insert(id);
+    workflows_[std::move(id)] = route;
+  } else if (key.starts_with("t/")) {
+    removed_[std::string(key.substr(2))] = r.U64();
+  } else if (key.starts_with("r/") && key.size() == 10) {
+    const auto shard = static_cast<uint32_t>(ReadBigEndian64(key.substr(2)));
+    ShardReport report;
+    report.total_active_workflows = r.U64();
+    report.reported_at_ns = r.I64();
+    report.seq = r.U64();
+    const uint32_t n = r.U32();
+    for (uint32_t i = 0; i < n && r.ok(); ++i) report.workflow_ids.push_back(r.Str());
+    reports_[shard] = std::move(report);
+  } else {
+    return Status(ErrorCode::kCorruption, "unknown shard map row " + std::string(key));
+  }
+  return r.done() ? Status::Ok() : bad();
+}
+
+Hash256 ShardMapState::Digest() const {
+  struct CtxFree {
+    void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+  };
+  std::unique_ptr<EVP_MD_CTX, CtxFree> ctx(EVP_MD_CTX_new());
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) std::abort();
+  auto feed = [&](const std::string& bytes) {
+    const std::string framed = ByteWriter().Str(bytes).Take();
+    if (EVP_DigestUpdate(ctx.get(), framed.data(), framed.size()) != 1) std::abort();
+  };
+  feed(*StatusRow());
+  std::vector<const std::string*> ids;
+  ids.reserve(workflows_.size());
+  for (const auto& entry : workflows_) ids.push_back(&entry.first);
+  std::sort(ids.begin(), ids.end(), [](const auto* a, const auto* b) { return *a < *b; });
+  for (const std::string* id : ids) {
+    feed(WorkflowKey(*id));
+    feed(*WorkflowRow(*id));
+  }
+  for (const auto& [id, seq] : removed_) {
+    feed(TombstoneKey(id));
+    feed(*TombstoneRow(id));
+  }
+  for (const auto& [shard, report] : reports_) {
+    feed(ReportKey(shard));
+    feed(*ReportRow(shard));
+  }
+  Hash256 out{};
+  unsigned int size = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), out.data(), &size) != 1) std::abort();
+  return out;
+}
+
+}  // namespace shardledger

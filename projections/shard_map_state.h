@@ -1,0 +1,122 @@
+// ShardMapState: the shard map as a pure fold of the log (DESIGN.md sections 3 and 4).
+//
+// Apply(record) folds one record; everything else reads. The live ShardMap projection, a
+// rebuild and an as-of view all use this one fold, so they agree by construction. Not
+// thread-safe: the owner locks.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "events/ids.h"
+#include "events/record.h"
+#include "events/status.h"
+
+namespace shardledger {
+
+enum class RoutingPhase : uint8_t { kSteady = 0, kTransition = 1 };
+
+// The system-wide routing state.
+struct RoutingStatus {
+  RoutingPhase phase = RoutingPhase::kSteady;
+  uint32_t shard_count = 1;   // steady: the count; in transition: the count being left
+  uint32_t target_count = 1;  // in transition: the count being moved to; steady: shard_count
+  int64_t changes_safe_after_ns = 0;
+  uint64_t epoch = 0;              // +1 on every change of routing state
+  std::vector<uint32_t> unhealthy; // ascending
+  uint64_t map_version = 0;        // seq of the last event that changed a mapping
+  uint64_t applied_seq = 0;        // the last seq folded in
+  uint64_t moving = 0;             // workflows whose move is not confirmed yet
+  bool operator==(const RoutingStatus&) const = default;
+};
+
+// One workflow's mapping. While the platform moves it: old and new shard, the epoch of the
+// move, and whether the new shard has confirmed it.
+struct WorkflowRoute {
+  uint32_t shard = 0;  // where to route it now
+  bool in_transition = false;
+  uint32_t old_shard = 0;
+  uint32_t new_shard = 0;
+  uint64_t move_epoch = 0;
+  bool confirmed = false;
+  uint64_t changed_at = 0;  // seq of the last change to this mapping
+  bool operator==(const WorkflowRoute&) const = default;
+};
+
+// A shard's last registration report: a fact beside the map, never an overwrite of it.
+struct ShardReport {
+  std::vector<std::string> workflow_ids;  // ascending
+  uint64_t total_active_workflows = 0;
+  int64_t reported_at_ns = 0;
+  uint64_t seq = 0;
+  bool operator==(const ShardReport&) const = default;
+};
+
+struct ShardDrift {
+  uint32_t shard = 0;
+  std::vector<std::string> registered_elsewhere;  // reported, but the map routes it elsewhere
+  std::vector<std::string> not_registered;        // the map routes it here, not reported
+};
+
+// What one Apply changed, for the projection's persisted rows.
+struct ShardMapTouched {
+  std::set<std::string> workflows;  // rows to rewrite (or delete, when no longer mapped)
+  std::set<uint32_t> reports;
+};
+
+class ShardMapState {
+ public:
+  // Folds one record (records of other domains are ignored). `touched`, when given,
+  // collects what changed.
+  void Apply(const Record& record, ShardMapTouched* touched = nullptr);
+
+  const RoutingStatus& status() const { return status_; }
+  const WorkflowRoute* Find(std::string_view workflow_id) const;
+  size_t size() const { return workflows_.size(); }
+  void ForEach(const std::function<void(const std::string&, const WorkflowRoute&)>& visit) const;
+  // The healthy shards below the target count: where workflows go now.
+  std::vector<uint32_t> TargetRoutable() const;
+  // Ids routed to `shard`, ascending, after `after` (exclusive), at most `limit`.
+  std::vector<std::string> IdsOnShard(uint32_t shard, std::string_view after, size_t limit) const;
+  std::map<uint32_t, uint64_t> CountsPerShard() const;
+  // Ids whose mapping changed, and ids removed, after map version `version`.
+  void ChangedSince(uint64_t version, std::vector<std::string>& changed,
+                    std::vector<std::string>& removed) const;
+  const std::map<uint32_t, ShardReport>& reports() const { return reports_; }
+  std::vector<ShardDrift> RegistrationDrift() const;
+  // SHA-256 over the ordered contents: equal states have equal digests.
+  Hash256 Digest() const;
+
+  // Persistence: the rows that hold this state. Keys: "status", "w/<id>", "t/<id>"
+  // (removed, with its seq), "r/<shard>". Row(key) is nullopt when the row is to be deleted.
+  std::optional<std::string> StatusRow() const;
+  std::optional<std::string> WorkflowRow(const std::string& id) const;
+  std::optional<std::string> TombstoneRow(const std::string& id) const;
+  std::optional<std::string> ReportRow(uint32_t shard) const;
+  static std::string WorkflowKey(std::string_view id) { return "w/" + std::string(id); }
+  static std::string TombstoneKey(std::string_view id) { return "t/" + std::string(id); }
+  static std::string ReportKey(uint32_t shard);
+  // Loads one persisted row; Corruption when it does not decode.
+  Status LoadRow(std::string_view key, std::string_view value);
+
+ private:
+  void SetShard(const std::string& id, WorkflowRoute& route, uint32_t shard);
+  void ClearMoves(uint64_t seq, ShardMapTouched* touched, bool move_unconfirmed_to_new);
+
+  RoutingStatus status_;
+  std::unordered_map<std::string, WorkflowRoute> workflows_;
+  std::map<uint32_t, std::set<std::string>> by_shard_;
+  std::unordered_set<std::string> in_move_;  // workflows carrying transition data
+  std::map<std::string, uint64_t> removed_;  // id -> seq it was removed at
+  std::map<uint32_t, ShardReport> reports_;
+};
+
+}  // namespace shardledger
