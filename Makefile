@@ -28,6 +28,7 @@ test-sanitize: deps
 bench: build
 	$(BUILD_DIR)/tools/shardledger-bench append
 	$(BUILD_DIR)/tools/shardledger-bench read
+	$(BUILD_DIR)/tools/shardledger-bench routing
 
 check-layers:
 	python3 ../shared/tools/check-layers .

@@ -58,6 +58,7 @@ Result<CommandResult> Ledger::RunRouting(const Decide& decide, std::optional<int
     batch.events = std::move(decision.events);
     auto appended = log_->Append(std::move(batch));
     if (!appended.ok() && appended.status().code() == ErrorCode::kWrongExpectedVersion) {
+      ++routing_retries_;
       continue;  // another writer moved the routing state: decide again on the new state
     }
     if (!appended.ok()) return appended.status();

@@ -7,6 +7,7 @@
 // race (WrongExpectedVersion) is decided again on the new state, never applied twice.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -57,6 +58,8 @@ class Ledger {
   Result<CommandResult> ApplyRoutingOutcome(const RoutingOutcome& outcome);
 
   const RoutingDecider& routing_decider() const { return routing_; }
+  // Routing commands decided again after losing a race to another writer.
+  uint64_t routing_retries() const { return routing_retries_.load(); }
 
  private:
   using Decide = std::function<Result<RoutingDecision>(const ShardMapState&, int64_t now_ns)>;
@@ -68,6 +71,7 @@ class Ledger {
   std::unique_ptr<EventLog> log_;
   std::unique_ptr<ShardMap> shard_map_;
   std::mutex routing_mu_;
+  std::atomic<uint64_t> routing_retries_{0};
 };
 
 }  // namespace shardledger

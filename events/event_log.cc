@@ -30,14 +30,15 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   return Status(code, std::string(what) + ": " + s.ToString());
 }
 
-// The stream part of a `streams` key (stream || 0x00), without the 8-byte version.
+// The stream part of a `streams` key: the key without its separator byte and 8-byte suffix
+// (see events/keys.h), so a stream's version rows and its head row share a prefix.
 class StreamOfKey : public rocksdb::SliceTransform {
  public:
   const char* Name() const override { return "shardledger.StreamOfKey"; }
   rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
-    return rocksdb::Slice(key.data(), key.size() - 8);
+    return rocksdb::Slice(key.data(), key.size() - 9);
   }
-  bool InDomain(const rocksdb::Slice& key) const override { return key.size() > 8; }
+  bool InDomain(const rocksdb::Slice& key) const override { return key.size() > 9; }
 };
 
 rocksdb::ColumnFamilyOptions CfOptions(std::string_view name) {
@@ -57,8 +58,10 @@ rocksdb::ColumnFamilyOptions CfOptions(std::string_view name) {
     cf.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(1 << 20));
   }
   if (name == kStreamsCf) {
-    // A stream's versions arrive in order: insert each next to its predecessor.
-    cf.memtable_insert_with_hint_prefix_extractor = std::make_shared<StreamOfKey>();
+    // Keys of new streams are as random as their names: hash the memtable by stream, so a
+    // stream's rows share a bucket and reads within one stream stay ordered.
+    cf.prefix_extractor = std::make_shared<StreamOfKey>();
+    cf.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(1 << 20));
   }
   table.block_cache = rocksdb::NewLRUCache(64 << 20);
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
@@ -337,7 +340,9 @@ Result<std::vector<Record>> EventLog::ReadStream(std::string_view stream, uint64
   std::vector<Record> out;
   const uint64_t head = Head().seq;
   const std::string prefix = StreamKey(stream, 0).substr(0, stream.size() + 1);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), streams_cf_));
+  rocksdb::ReadOptions within_stream;
+  within_stream.prefix_same_as_start = true;  // the memtable is hashed by stream
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(within_stream, streams_cf_));
   for (it->Seek(StreamKey(stream, std::max<uint64_t>(from_version, 1)));
        it->Valid() && out.size() < limit && it->key().starts_with(prefix); it->Next()) {
     if (it->key().size() != prefix.size() + 8 || it->value().size() != 8) {
@@ -367,21 +372,16 @@ Result<uint64_t> EventLog::StreamVersion(std::string_view stream) const {
 }
 
 Result<uint64_t> EventLog::StoredStreamVersion(std::string_view stream) const {
-  // Most lookups are of streams that do not exist yet: the exact key of version 1 goes
-  // through the bloom filter and answers those without a seek.
-  std::string ignored;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), streams_cf_, StreamKey(stream, 1), &ignored);
+  // One point lookup of the stream's head row; most lookups are of streams that do not
+  // exist yet, which the bloom filters answer without reading a block.
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), streams_cf_, StreamHeadKey(stream), &value);
   if (s.IsNotFound()) return uint64_t{0};
   if (!s.ok()) return FromRocks(s, "reading stream version");
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), streams_cf_));
-  it->SeekForPrev(StreamKey(stream, UINT64_MAX));
-  if (!it->status().ok()) return FromRocks(it->status(), "reading stream version");
-  const std::string prefix = StreamKey(stream, 0).substr(0, stream.size() + 1);
-  if (!it->Valid() || !it->key().starts_with(prefix) || it->key().size() != prefix.size() + 8) {
-    return Status(ErrorCode::kCorruption, "stream index of " + std::string(stream) +
-                                              " has version 1 but no last entry");
+  if (value.size() != 8) {
+    return Status(ErrorCode::kCorruption, "malformed head of stream " + std::string(stream));
   }
-  return ReadBigEndian64(it->key().ToStringView().substr(prefix.size()));
+  return ReadBigEndian64(value);
 }
 
 Result<std::optional<uint64_t>> EventLog::FindEventId(const Id128& event_id) const {

@@ -261,6 +261,7 @@ void EventLog::Stage(Pending& pending, GroupState& group, rocksdb::WriteBatch& b
     const std::string seq_key = BigEndian64(seq);
     batch.Put(log_cf_, seq_key, prepared.bytes);
     batch.Put(streams_cf_, StreamKey(event.stream, version), seq_key);
+    batch.Put(streams_cf_, StreamHeadKey(event.stream), BigEndian64(version));
     batch.Put(ids_cf_,
               rocksdb::Slice(reinterpret_cast<const char*>(event.event_id.data()),
                              event.event_id.size()),
@@ -345,6 +346,7 @@ std::unique_ptr<EventLog::StagedGroup> EventLog::StageGroup(
   std::string head_value = BigEndian64(state.seq);
   head_value.append(reinterpret_cast<const char*>(state.hash.data()), state.hash.size());
   staged->batch.Put(meta_cf_, "head", head_value);
+  for (FoldHook* hook : hooks_) hook->FinishBatch(staged->batch);
   for (auto& [stream, version] : state.versions) stream_cache_[stream] = version;
   for (auto& [id, seq] : state.ids) {
     inflight_ids_.emplace(id, seq);
@@ -475,6 +477,7 @@ Status EventLog::AddHook(FoldHook* hook, uint64_t hook_applied_seq) {
       return error.ok();
     }));
     if (error.ok()) {
+      hook->FinishBatch(batch);
       rocksdb::WriteOptions write_options;
       write_options.sync = options_.durability == Durability::kDurable;
       rocksdb::Status written = db_->Write(write_options, &batch);

@@ -15,6 +15,8 @@ namespace shardledger {
 // thread makes group k durable. So a hook sees:
 //   - Fold(record, batch) on the writer thread, in seq order: add the projection's writes to
 //     `batch` and stage the change where later Folds can see it, but readers cannot;
+//   - FinishBatch(batch) on the writer thread, once after the last Fold into `batch`: a
+//     place for rows written once per batch rather than once per record;
 //   - Publish(through_seq) on the sync thread, in seq order: every record <= through_seq is
 //     durable; make its staged changes visible;
 //   - Discard(after_seq) on either thread: records > after_seq were not written (or not
@@ -25,6 +27,7 @@ class FoldHook {
  public:
   virtual ~FoldHook() = default;
   virtual Status Fold(const Record& record, rocksdb::WriteBatch& batch) = 0;
+  virtual void FinishBatch(rocksdb::WriteBatch& /*batch*/) {}
   virtual void Publish(uint64_t through_seq) = 0;
   virtual void Discard(uint64_t after_seq) = 0;
 };

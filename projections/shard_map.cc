@@ -36,6 +36,8 @@ void ShardMap::WriteRows(const ShardMapTouched& touched, rocksdb::WriteBatch& ba
     } else {
       batch.Delete(cf_, ShardMapState::WorkflowKey(id));
     }
+  }
+  for (const std::string& id : touched.tombstones) {
     if (auto tomb = working_.TombstoneRow(id)) {
       batch.Put(cf_, ShardMapState::TombstoneKey(id), *tomb);
     } else {
@@ -45,7 +47,11 @@ void ShardMap::WriteRows(const ShardMapTouched& touched, rocksdb::WriteBatch& ba
   for (uint32_t shard : touched.reports) {
     if (auto row = working_.ReportRow(shard)) batch.Put(cf_, ShardMapState::ReportKey(shard), *row);
   }
-  batch.Put(cf_, "status", *working_.StatusRow());
+}
+
+void ShardMap::FinishBatch(rocksdb::WriteBatch& batch) {
+  std::lock_guard lock(working_mu_);
+  batch.Put(cf_, "status", *working_.StatusRow());  // once a batch, with the applied seq
 }
 
 Status ShardMap::Fold(const Record& record, rocksdb::WriteBatch& batch) {

@@ -28,6 +28,7 @@ class ShardMap : public FoldHook {
   ~ShardMap() override;  // leaves the log
 
   Status Fold(const Record& record, rocksdb::WriteBatch& batch) override;
+  void FinishBatch(rocksdb::WriteBatch& batch) override;
   void Publish(uint64_t through_seq) override;
   void Discard(uint64_t after_seq) override;
 

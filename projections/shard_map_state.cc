@@ -61,7 +61,7 @@ void ShardMapState::Apply(const Record& record, ShardMapTouched* touched) {
             SetShard(e.workflow_id, route, e.shard);
           }
           route.changed_at = seq;
-          removed_.erase(e.workflow_id);
+          if (removed_.erase(e.workflow_id) > 0 && touched) touched->tombstones.insert(e.workflow_id);
           status_.map_version = seq;
           mark(e.workflow_id);
         } else if constexpr (std::is_same_v<E, WorkflowRemoved>) {
@@ -78,6 +78,7 @@ void ShardMapState::Apply(const Record& record, ShardMapTouched* touched) {
           in_move_.erase(e.workflow_id);
           workflows_.erase(it);
           removed_[e.workflow_id] = seq;
+          if (touched) touched->tombstones.insert(e.workflow_id);
           status_.map_version = seq;
           mark(e.workflow_id);
         } else if constexpr (std::is_same_v<E, TransitionStarted>) {
@@ -143,7 +144,7 @@ void ShardMapState::Apply(const Record& record, ShardMapTouched* touched) {
 }
 
 const WorkflowRoute* ShardMapState::Find(std::string_view workflow_id) const {
-  auto it = workflows_.find(std::string(workflow_id));
+  auto it = workflows_.find(workflow_id);
   return it == workflows_.end() ? nullptr : &it->second;
 }
 

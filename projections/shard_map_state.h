@@ -68,7 +68,8 @@ struct ShardDrift {
 
 // What one Apply changed, for the projection's persisted rows.
 struct ShardMapTouched {
-  std::set<std::string> workflows;  // rows to rewrite (or delete, when no longer mapped)
+  std::set<std::string> workflows;   // rows to rewrite (or delete, when no longer mapped)
+  std::set<std::string> tombstones;  // tombstone rows written or cleared
   std::set<uint32_t> reports;
 };
 
@@ -112,7 +113,12 @@ class ShardMapState {
   void ClearMoves(uint64_t seq, ShardMapTouched* touched, bool move_unconfirmed_to_new);
 
   RoutingStatus status_;
-  std::unordered_map<std::string, WorkflowRoute> workflows_;
+  // Transparent hashing: lookups by string_view need no temporary std::string.
+  struct IdHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view id) const { return std::hash<std::string_view>{}(id); }
+  };
+  std::unordered_map<std::string, WorkflowRoute, IdHash, std::equal_to<>> workflows_;
   std::map<uint32_t, std::set<std::string>> by_shard_;
   std::unordered_set<std::string> in_move_;  // workflows carrying transition data
   std::map<std::string, uint64_t> removed_;  // id -> seq it was removed at

@@ -1,7 +1,10 @@
 // Routing end to end: the Ledger deciding, appending and folding into the ShardMap.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
+#include <set>
+#include <thread>
 
 #include "core/assignment.h"
 #include "core/ledger.h"
@@ -355,6 +358,49 @@ TEST_F(Routing, BadInputIsATypedRejectionAndAppendsNothing) {
   EXPECT_EQ(ledger_->log().Head().seq, head);
   // A 256-byte id is fine.
   Ok(ledger_->RegisterWorkflows({std::string(256, 'y')}));
+}
+
+// Concurrent commands: the same ids registered from many threads map once each, and a
+// command whose expected routing version went stale (another writer appended to the routing
+// stream meanwhile) is decided again rather than failed or applied twice.
+TEST_F(Routing, ConcurrentCommandsApplyOnceAndRetryLostRaces) {
+  Setup(4, 0);
+  std::atomic<bool> stop{false};
+  std::thread interloper([&] {
+    // Facts appended straight to the routing stream, behind the ledger's back.
+    while (!stop) {
+      AppendBatch batch;
+      batch.events.push_back(
+          NewEvent{RandomId128(), kRoutingStream, TriggerRegistrationReported{0, {}, 0}});
+      ASSERT_OK(ledger_->log().Append(std::move(batch)));
+      // Paced: a writer appending back to back would starve any optimistic command.
+      std::this_thread::sleep_for(std::chrono::microseconds(300));
+    }
+  });
+  std::vector<std::thread> threads;
+  std::atomic<uint64_t> assigned{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        // Every thread registers the same ids: each must be assigned exactly once.
+        auto result = ledger_->RegisterWorkflows({"race-" + std::to_string(i), "race-x"});
+        ASSERT_OK(result);
+        assigned += result->events.size();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  stop = true;
+  interloper.join();
+  EXPECT_EQ(assigned.load(), 51u);
+  EXPECT_GT(ledger_->routing_retries(), 0u) << "no race was lost: the test proved nothing";
+  auto records = ledger_->log().ReadFiltered(ReadFilter{.event_types = {EventType::kWorkflowAssigned}});
+  ASSERT_OK(records);
+  std::set<std::string> ids;
+  for (const auto& r : *records) {
+    EXPECT_TRUE(ids.insert(std::get<WorkflowAssigned>(r.payload).workflow_id).second);
+  }
+  EXPECT_EQ(ids.size(), 51u);
 }
 
 TEST_F(Routing, PagingAndCountsAndChangesSince) {

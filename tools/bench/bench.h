@@ -40,5 +40,6 @@ std::string ScratchDir(const Settings& settings, const std::string& name);
 
 int RunAppendBench(const Settings& settings);
 int RunReadBench(const Settings& settings);
+int RunRoutingBench(const Settings& settings, size_t workflows);
 
 }  // namespace shardledger::bench

@@ -58,6 +58,10 @@ int main(int argc, char** argv) {
   app.add_subcommand("read", "range read throughput")->callback([&] {
     rc = RunReadBench(settings);
   });
+  size_t workflows = 1'000'000;
+  auto* routing = app.add_subcommand("routing", "routing: registration, shard-count change, lookups");
+  routing->add_option("--workflows", workflows, "workflows to register")->check(CLI::PositiveNumber);
+  routing->callback([&] { rc = RunRoutingBench(settings, workflows); });
   CLI11_PARSE(app, argc, argv);
   std::filesystem::remove_all(settings.dir);
   return rc;
