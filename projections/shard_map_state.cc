@@ -11,15 +11,27 @@
 
 namespace shardledger {
 
+void ShardMapState::Unplace(const std::string& id, uint32_t shard) {
+  auto it = by_shard_.find(shard);
+  if (it == by_shard_.end()) return;
+  it->second.erase(id);
+  if (it->second.empty()) by_shard_.erase(it);
+}
+
 void ShardMapState::SetShard(const std::string& id, WorkflowRoute& route, uint32_t shard) {
   if (route.shard == shard) return;
-  auto it = by_shard_.find(route.shard);
-  if (it != by_shard_.end()) {
-    it->second.erase(id);
-    if (it->second.empty()) by_shard_.erase(it);
-  }
+  Unplace(id, route.shard);
   route.shard = shard;
   by_shard_[shard].insert(id);
+}
+
+void ShardMapState::EnterPhase(RoutingPhase phase, uint32_t from, uint32_t to,
+                               int64_t changes_safe_after_ns, uint64_t epoch) {
+  status_.phase = phase;
+  status_.shard_count = from;
+  status_.target_count = to;
+  status_.changes_safe_after_ns = changes_safe_after_ns;
+  status_.epoch = epoch;
 }
 
 // Ends every move of the transition: unconfirmed workflows stay on their old shard, or,
@@ -67,11 +79,7 @@ void ShardMapState::Apply(const Record& record, ShardMapTouched* touched) {
         } else if constexpr (std::is_same_v<E, WorkflowRemoved>) {
           auto it = workflows_.find(e.workflow_id);
           if (it == workflows_.end()) return;
-          auto shard = by_shard_.find(it->second.shard);
-          if (shard != by_shard_.end()) {
-            shard->second.erase(e.workflow_id);
-            if (shard->second.empty()) by_shard_.erase(shard);
-          }
+          Unplace(e.workflow_id, it->second.shard);
           if (it->second.in_transition && !it->second.confirmed && status_.moving > 0) {
             --status_.moving;
           }
@@ -83,11 +91,8 @@ void ShardMapState::Apply(const Record& record, ShardMapTouched* touched) {
           mark(e.workflow_id);
         } else if constexpr (std::is_same_v<E, TransitionStarted>) {
           ClearMoves(seq, touched, /*move_unconfirmed_to_new=*/false);
-          status_.phase = RoutingPhase::kTransition;
-          status_.shard_count = e.from_count;
-          status_.target_count = e.to_count;
-          status_.changes_safe_after_ns = e.changes_safe_after_ns;
-          status_.epoch = e.epoch;
+          EnterPhase(RoutingPhase::kTransition, e.from_count, e.to_count, e.changes_safe_after_ns,
+                     e.epoch);
         } else if constexpr (std::is_same_v<E, WorkflowMoving>) {
           auto it = workflows_.find(e.workflow_id);
           if (it == workflows_.end()) return;
@@ -132,11 +137,7 @@ void ShardMapState::Apply(const Record& record, ShardMapTouched* touched) {
           mark(e.workflow_id);
         } else if constexpr (std::is_same_v<E, TransitionCompleted>) {
           ClearMoves(seq, touched, /*move_unconfirmed_to_new=*/true);
-          status_.phase = RoutingPhase::kSteady;
-          status_.shard_count = e.shard_count;
-          status_.target_count = e.shard_count;
-          status_.changes_safe_after_ns = 0;
-          status_.epoch = e.epoch;
+          EnterPhase(RoutingPhase::kSteady, e.shard_count, e.shard_count, 0, e.epoch);
         }
       },
       record.payload);

@@ -109,7 +109,10 @@ class ShardMapState {
   Status LoadRow(std::string_view key, std::string_view value);
 
  private:
+  void Unplace(const std::string& id, uint32_t shard);
   void SetShard(const std::string& id, WorkflowRoute& route, uint32_t shard);
+  void EnterPhase(RoutingPhase phase, uint32_t from, uint32_t to, int64_t changes_safe_after_ns,
+                  uint64_t epoch);
   void ClearMoves(uint64_t seq, ShardMapTouched* touched, bool move_unconfirmed_to_new);
 
   RoutingStatus status_;
