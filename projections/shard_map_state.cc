@@ -224,7 +224,7 @@ std::string ShardMapState::ReportKey(uint32_t shard) {
   return key;
 }
 
-std::optional<std::string> ShardMapState::StatusRow() const {
+std::string ShardMapState::StatusRow() const {
   ByteWriter w;
   w.U8(static_cast<uint8_t>(status_.phase))
       .U32(status_.shard_count)
@@ -268,6 +268,27 @@ std::optional<std::string> ShardMapState::ReportRow(uint32_t shard) const {
       .U32(static_cast<uint32_t>(it->second.workflow_ids.size()));
   for (const auto& id : it->second.workflow_ids) w.Str(id);
   return w.Take();
+}
+
+void ShardMapState::WriteRows(const ShardMapTouched& touched, rocksdb::WriteBatch& batch,
+                              rocksdb::ColumnFamilyHandle* cf) const {
+  for (const std::string& id : touched.workflows) {
+    if (auto row = WorkflowRow(id)) {
+      batch.Put(cf, WorkflowKey(id), *row);
+    } else {
+      batch.Delete(cf, WorkflowKey(id));
+    }
+  }
+  for (const std::string& id : touched.tombstones) {
+    if (auto tomb = TombstoneRow(id)) {
+      batch.Put(cf, TombstoneKey(id), *tomb);
+    } else {
+      batch.Delete(cf, TombstoneKey(id));
+    }
+  }
+  for (uint32_t shard : touched.reports) {
+    if (auto row = ReportRow(shard)) batch.Put(cf, ReportKey(shard), *row);
+  }
 }
 
 Status ShardMapState::LoadRow(std::string_view key, std::string_view value) {
@@ -329,7 +350,7 @@ Hash256 ShardMapState::Digest() const {
     const std::string framed = ByteWriter().Str(bytes).Take();
     if (EVP_DigestUpdate(ctx.get(), framed.data(), framed.size()) != 1) std::abort();
   };
-  feed(*StatusRow());
+  feed(StatusRow());
   std::vector<const std::string*> ids;
   ids.reserve(workflows_.size());
   for (const auto& entry : workflows_) ids.push_back(&entry.first);

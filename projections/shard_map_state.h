@@ -16,6 +16,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include <rocksdb/write_batch.h>
+
 #include "events/ids.h"
 #include "events/record.h"
 #include "events/status.h"
@@ -75,6 +77,8 @@ struct ShardMapTouched {
 
 class ShardMapState {
  public:
+  using Touched = ShardMapTouched;
+
   // Folds one record (records of other domains are ignored). `touched`, when given,
   // collects what changed.
   void Apply(const Record& record, ShardMapTouched* touched = nullptr);
@@ -98,7 +102,11 @@ class ShardMapState {
 
   // Persistence: the rows that hold this state. Keys: "status", "w/<id>", "t/<id>"
   // (removed, with its seq), "r/<shard>". Row(key) is nullopt when the row is to be deleted.
-  std::optional<std::string> StatusRow() const;
+  std::string StatusRow() const;
+  uint64_t applied_seq() const { return status_.applied_seq; }
+  // Adds the rows `touched` names to `batch`, in column family `cf`.
+  void WriteRows(const ShardMapTouched& touched, rocksdb::WriteBatch& batch,
+                 rocksdb::ColumnFamilyHandle* cf) const;
   std::optional<std::string> WorkflowRow(const std::string& id) const;
   std::optional<std::string> TombstoneRow(const std::string& id) const;
   std::optional<std::string> ReportRow(uint32_t shard) const;
