@@ -16,17 +16,21 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& dir, LedgerOptio
         .count();
   };
   ledger->routing_ = RoutingDecider(options.routing);
+  ledger->jobs_ = JobDecider(options.jobs);
   EventLogOptions log_options;
   log_options.durability = options.durability;
   log_options.clock = ledger->clock_;
-  log_options.projection_column_families = {ShardMap::kColumnFamily};
+  log_options.projection_column_families = {ShardMap::kColumnFamily, JobViews::kColumnFamily};
   SL_ASSIGN_OR_RETURN(ledger->log_, EventLog::Open(dir, std::move(log_options)));
   SL_ASSIGN_OR_RETURN(ledger->shard_map_, ShardMap::Open(*ledger->log_));
+  SL_ASSIGN_OR_RETURN(ledger->job_views_, JobViews::Open(*ledger->log_));
   return ledger;
 }
 
 Ledger::~Ledger() {
-  shard_map_.reset();  // leaves the log before the log closes
+  // The projections leave the log before the log closes.
+  job_views_.reset();
+  shard_map_.reset();
   log_.reset();
 }
 
@@ -108,6 +112,91 @@ Result<CommandResult> Ledger::Tick(std::optional<int64_t> now_ns) {
 Result<CommandResult> Ledger::ApplyRoutingOutcome(const RoutingOutcome& outcome) {
   return RunRouting(
       [&](const ShardMapState& s, int64_t) { return routing_.ApplyRoutingOutcome(s, outcome); });
+}
+
+Result<JobCommandResult> Ledger::RunJob(const DecideJob& decide, std::optional<int64_t> now_ns) {
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    const int64_t now = now_ns.value_or(clock_());
+    SL_ASSIGN_OR_RETURN(JobDecision decision,
+                        job_views_->Read([&](const JobViewsState& state) { return decide(state, now); }));
+    JobCommandResult result;
+    if (!decision.events.empty()) {
+      AppendBatch batch;
+      batch.correlation_id = RandomId128();
+      batch.expectations = std::move(decision.expectations);
+      for (auto& event : decision.events) {
+        event.event_id = RandomId128();
+        result.events.push_back(event.payload);
+      }
+      batch.events = std::move(decision.events);
+      auto appended = log_->Append(std::move(batch));
+      if (!appended.ok() && appended.status().code() == ErrorCode::kWrongExpectedVersion) {
+        ++job_retries_;
+        continue;  // another command changed the job first: decide again on what it left
+      }
+      if (!appended.ok()) return appended.status();
+      result.first_seq = appended->first_seq;
+      result.last_seq = appended->last_seq;
+    }
+    if (!decision.job_id.empty()) {
+      job_views_->Read([&](const JobViewsState& state) {
+        if (const JobRecord* job = state.Find(decision.job_id)) result.job = *job;
+        return 0;
+      });
+    }
+    return result;
+  }
+  return Status(ErrorCode::kUnavailable, "the job kept changing under the command (" +
+                                             std::to_string(kMaxAttempts) + " attempts)");
+}
+
+Result<JobCommandResult> Ledger::CreateJob(
+    JobType type, uint64_t internal_id,
+    const std::vector<std::pair<std::string, std::string>>& metadata) {
+  return RunJob([&](const JobViewsState& s, int64_t) {
+    return jobs_.CreateJob(s, type, internal_id, metadata);
+  });
+}
+
+Result<JobCommandResult> Ledger::ClaimJob(const std::string& id, const std::string& worker,
+                                          int64_t lease_ns) {
+  return RunJob([&](const JobViewsState& s, int64_t now) {
+    return jobs_.ClaimJob(s, id, worker, lease_ns, now);
+  });
+}
+
+Result<JobCommandResult> Ledger::CompleteProcessing(const std::string& id, uint64_t token,
+                                                    const ExternalId& external_id) {
+  return RunJob([&](const JobViewsState& s, int64_t now) {
+    return jobs_.CompleteProcessing(s, id, token, external_id, now);
+  });
+}
+
+Result<JobCommandResult> Ledger::RecordVerification(const std::string& id, uint64_t token,
+                                                    VerificationResult result,
+                                                    const std::string& reason) {
+  return RunJob([&](const JobViewsState& s, int64_t now) {
+    return jobs_.RecordVerification(s, id, token, result, reason, now);
+  });
+}
+
+Result<JobCommandResult> Ledger::FailJob(const std::string& id, uint64_t token,
+                                         const std::string& reason) {
+  return RunJob([&](const JobViewsState& s, int64_t now) {
+    return jobs_.FailJob(s, id, token, reason, now);
+  });
+}
+
+Result<JobCommandResult> Ledger::RetryJob(const std::string& id) {
+  return RunJob([&](const JobViewsState& s, int64_t) { return jobs_.RetryJob(s, id); });
+}
+
+Result<JobCommandResult> Ledger::RequeueVerification(const std::string& id) {
+  return RunJob([&](const JobViewsState& s, int64_t) { return jobs_.RequeueVerification(s, id); });
+}
+
+Result<JobCommandResult> Ledger::TickJobs(std::optional<int64_t> now_ns) {
+  return RunJob([&](const JobViewsState& s, int64_t now) { return jobs_.Tick(s, now); }, now_ns);
 }
 
 }  // namespace shardledger

@@ -5,6 +5,8 @@
 // Routing commands run one at a time (a mutex), each on the state its predecessor left:
 // it is appended with the `routing` stream's version as its expected version, and a lost
 // race (WrongExpectedVersion) is decided again on the new state, never applied twice.
+// Job commands run concurrently: each is appended with the version of the job it read, and
+// a lost race is decided again (usually into a rejection: the winner changed the job).
 #pragma once
 
 #include <atomic>
@@ -14,8 +16,10 @@
 #include <string>
 #include <vector>
 
+#include "core/job_decider.h"
 #include "core/routing_decider.h"
 #include "events/event_log.h"
+#include "projections/job_views.h"
 #include "projections/shard_map.h"
 
 namespace shardledger {
@@ -23,6 +27,7 @@ namespace shardledger {
 struct LedgerOptions {
   Durability durability = Durability::kDurable;
   RoutingConfig routing;
+  JobConfig jobs = JobConfig::Defaults();
   // The ledger's one clock (ns since the Unix epoch) for decisions and record timestamps;
   // the system clock when empty.
   std::function<int64_t()> clock;
@@ -36,6 +41,14 @@ struct CommandResult {
   uint64_t map_version = 0;  // after the command
   std::vector<std::string> unknown_ids;
   std::vector<std::string> already_registered;
+};
+
+// What a job command did.
+struct JobCommandResult {
+  uint64_t first_seq = 0;  // the appended records (0, 0: none, e.g. an idempotent create)
+  uint64_t last_seq = 0;
+  std::vector<Event> events;
+  JobRecord job;  // the job as the command left it
 };
 
 class Ledger {
@@ -57,6 +70,25 @@ class Ledger {
   Result<CommandResult> Tick(std::optional<int64_t> now_ns = std::nullopt);
   Result<CommandResult> ApplyRoutingOutcome(const RoutingOutcome& outcome);
 
+  const JobViews& job_views() const { return *job_views_; }
+  const JobDecider& job_decider() const { return jobs_; }
+
+  Result<JobCommandResult> CreateJob(JobType type, uint64_t internal_id,
+                                     const std::vector<std::pair<std::string, std::string>>& metadata = {});
+  Result<JobCommandResult> ClaimJob(const std::string& id, const std::string& worker,
+                                    int64_t lease_ns = 0);
+  Result<JobCommandResult> CompleteProcessing(const std::string& id, uint64_t token,
+                                              const ExternalId& external_id);
+  Result<JobCommandResult> RecordVerification(const std::string& id, uint64_t token,
+                                              VerificationResult result,
+                                              const std::string& reason = {});
+  Result<JobCommandResult> FailJob(const std::string& id, uint64_t token, const std::string& reason);
+  Result<JobCommandResult> RetryJob(const std::string& id);
+  Result<JobCommandResult> RequeueVerification(const std::string& id);
+  // Expires the claims whose lease ended by `now_ns` (the ledger's clock when absent).
+  Result<JobCommandResult> TickJobs(std::optional<int64_t> now_ns = std::nullopt);
+  uint64_t job_retries() const { return job_retries_.load(); }
+
   const RoutingDecider& routing_decider() const { return routing_; }
   // Routing commands decided again after losing a race to another writer.
   uint64_t routing_retries() const { return routing_retries_.load(); }
@@ -65,11 +97,16 @@ class Ledger {
   using Decide = std::function<Result<RoutingDecision>(const ShardMapState&, int64_t now_ns)>;
   Ledger() = default;
   Result<CommandResult> RunRouting(const Decide& decide, std::optional<int64_t> now_ns = {});
+  using DecideJob = std::function<Result<JobDecision>(const JobViewsState&, int64_t now_ns)>;
+  Result<JobCommandResult> RunJob(const DecideJob& decide, std::optional<int64_t> now_ns = {});
 
   std::function<int64_t()> clock_;
   RoutingDecider routing_;
+  JobDecider jobs_;
   std::unique_ptr<EventLog> log_;
   std::unique_ptr<ShardMap> shard_map_;
+  std::unique_ptr<JobViews> job_views_;
+  std::atomic<uint64_t> job_retries_{0};
   std::mutex routing_mu_;
   std::atomic<uint64_t> routing_retries_{0};
 };

@@ -1,13 +1,12 @@
 #include "projections/shard_map_state.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
 
 #include "events/keys.h"
 #include "projections/bytes.h"
+#include "projections/digest.h"
 
 namespace shardledger {
 
@@ -341,15 +340,8 @@ Status ShardMapState::LoadRow(std::string_view key, std::string_view value) {
 }
 
 Hash256 ShardMapState::Digest() const {
-  struct CtxFree {
-    void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-  };
-  std::unique_ptr<EVP_MD_CTX, CtxFree> ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) std::abort();
-  auto feed = [&](const std::string& bytes) {
-    const std::string framed = ByteWriter().Str(bytes).Take();
-    if (EVP_DigestUpdate(ctx.get(), framed.data(), framed.size()) != 1) std::abort();
-  };
+  ContentDigest digest;
+  auto feed = [&](const std::string& bytes) { digest.Feed(bytes); };
   feed(StatusRow());
   std::vector<const std::string*> ids;
   ids.reserve(workflows_.size());
@@ -367,10 +359,7 @@ Hash256 ShardMapState::Digest() const {
     feed(ReportKey(shard));
     feed(*ReportRow(shard));
   }
-  Hash256 out{};
-  unsigned int size = 0;
-  if (EVP_DigestFinal_ex(ctx.get(), out.data(), &size) != 1) std::abort();
-  return out;
+  return digest.Finish();
 }
 
 }  // namespace shardledger
