@@ -29,6 +29,7 @@ bench: build
 	$(BUILD_DIR)/tools/shardledger-bench append
 	$(BUILD_DIR)/tools/shardledger-bench read
 	$(BUILD_DIR)/tools/shardledger-bench routing
+	$(BUILD_DIR)/tools/shardledger-bench jobs
 
 check-layers:
 	python3 ../shared/tools/check-layers .

@@ -4,6 +4,7 @@
 
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -98,6 +99,8 @@ class JobViewsState {
   std::map<std::pair<JobType, JobStatus>, uint64_t> Counts() const;
   size_t size() const { return jobs_.size(); }
   uint64_t applied_seq() const { return applied_seq_; }
+  static bool Concerns(const Record& record) { return IsJobEvent(TypeOf(record.payload)); }
+  void SkipTo(uint64_t seq) { applied_seq_ = std::max(applied_seq_, seq); }
   Hash256 Digest() const;
 
   // Persistence: rows "j/<id>" and "status" (the applied seq).

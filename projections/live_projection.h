@@ -7,6 +7,8 @@
 //   std::string StatusRow() const;                            written under "status" once a batch
 //   Status LoadRow(std::string_view key, std::string_view value);
 //   uint64_t applied_seq() const;
+//   static bool Concerns(const Record&);     false: Apply would change nothing but the seq
+//   void SkipTo(uint64_t seq);               advances the applied seq past such records
 //
 // Two copies of the state: `working_`, which the log's writer folds into as it stages
 // records, and `published_`, which readers see and which holds only durable records (the log
@@ -14,6 +16,7 @@
 // readers never seeing a record that could still be lost.
 #pragma once
 
+#include <algorithm>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -34,6 +37,10 @@ class LiveProjection : public FoldHook {
 
   Status Fold(const Record& record, rocksdb::WriteBatch& batch) override {
     std::lock_guard lock(working_mu_);
+    if (!State::Concerns(record)) {
+      working_.SkipTo(record.seq);  // nothing to stage: Publish advances the seq alone
+      return Status::Ok();
+    }
     typename State::Touched touched;
     working_.Apply(record, &touched);
     working_.WriteRows(touched, batch, cf_);
@@ -57,6 +64,7 @@ class LiveProjection : public FoldHook {
     }
     std::unique_lock lock(mu_);
     for (const Record& record : ready) published_.Apply(record, nullptr);
+    published_.SkipTo(through_seq);
   }
 
   void Discard(uint64_t after_seq) override {
@@ -66,6 +74,7 @@ class LiveProjection : public FoldHook {
     std::shared_lock read(mu_);
     working_ = published_;
     for (const Record& record : staged_) working_.Apply(record, nullptr);
+    working_.SkipTo(std::max(after_seq, working_.applied_seq()));
   }
 
   // Runs `read` on the published state under a shared lock and returns what it returns.

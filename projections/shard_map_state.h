@@ -5,6 +5,7 @@
 // thread-safe: the owner locks.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -104,6 +105,8 @@ class ShardMapState {
   // (removed, with its seq), "r/<shard>". Row(key) is nullopt when the row is to be deleted.
   std::string StatusRow() const;
   uint64_t applied_seq() const { return status_.applied_seq; }
+  static bool Concerns(const Record& record) { return !IsJobEvent(TypeOf(record.payload)); }
+  void SkipTo(uint64_t seq) { status_.applied_seq = std::max(status_.applied_seq, seq); }
   // Adds the rows `touched` names to `batch`, in column family `cf`.
   void WriteRows(const ShardMapTouched& touched, rocksdb::WriteBatch& batch,
                  rocksdb::ColumnFamilyHandle* cf) const;

@@ -41,5 +41,6 @@ std::string ScratchDir(const Settings& settings, const std::string& name);
 int RunAppendBench(const Settings& settings);
 int RunReadBench(const Settings& settings);
 int RunRoutingBench(const Settings& settings, size_t workflows);
+int RunJobsBench(const Settings& settings, uint64_t internal_ids);
 
 }  // namespace shardledger::bench

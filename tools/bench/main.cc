@@ -62,6 +62,10 @@ int main(int argc, char** argv) {
   auto* routing = app.add_subcommand("routing", "routing: registration, shard-count change, lookups");
   routing->add_option("--workflows", workflows, "workflows to register")->check(CLI::PositiveNumber);
   routing->callback([&] { rc = RunRoutingBench(settings, workflows); });
+  uint64_t internal_ids = 10'000;
+  auto* jobs = app.add_subcommand("jobs", "jobs: durable transitions, attention and status queries");
+  jobs->add_option("--internal-ids", internal_ids, "internal ids (blocks) to run")->check(CLI::PositiveNumber);
+  jobs->callback([&] { rc = RunJobsBench(settings, internal_ids); });
   CLI11_PARSE(app, argc, argv);
   std::filesystem::remove_all(settings.dir);
   return rc;
