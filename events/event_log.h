@@ -89,6 +89,14 @@ struct LogStats {
   uint64_t sync_ns = 0;  // time spent in them
 };
 
+// A record as the log hands it to its commit observer: durable, in seq order.
+struct CommittedRecord {
+  uint64_t seq = 0;
+  std::string bytes;  // the stored envelope
+  EventType type = EventType::kWorkflowAssigned;
+  std::optional<JobType> job_type;  // for job events
+};
+
 struct ChainReport {
   uint64_t checked = 0;                  // records verified before stopping
   std::optional<uint64_t> first_bad_seq;  // the first record that does not verify
@@ -143,6 +151,12 @@ class EventLog {
   // Recomputes every hash in from..to (capped at the head) and reports the first bad seq.
   Result<ChainReport> VerifyChain(uint64_t from = 1, uint64_t to = UINT64_MAX) const;
 
+  // Called on the syncer thread with each group's records once they are durable, groups in
+  // seq order, before the group's callers are answered. Must not block (hand the records to
+  // a thread of your own). Set it before the first append; nullptr removes it.
+  using CommitObserver = std::function<void(std::vector<CommittedRecord>&&)>;
+  void SetCommitObserver(CommitObserver observer);
+
   // Registers a projection's hook. `hook_applied_seq` is the last seq the projection has
   // folded; records after it are folded now so the hook joins at the head. Waits for the
   // appends in flight to become durable first.
@@ -170,6 +184,7 @@ class EventLog {
   std::unique_ptr<StagedGroup> StageGroup(std::vector<std::unique_ptr<Pending>> group);
   void CommitGroup(StagedGroup& group);
   void SyncAndComplete(std::vector<std::unique_ptr<StagedGroup>>& groups);
+  static std::vector<CommittedRecord> CommittedRecordsOf(StagedGroup& group);
   // Waits until every staged group is durable and acknowledged. Caller holds write_mu_.
   void DrainPipeline();
   Status Validate(Pending& pending, GroupState& group);
@@ -200,6 +215,7 @@ class EventLog {
   // state below is touched only under it.
   std::mutex write_mu_;
   std::vector<FoldHook*> hooks_;
+  CommitObserver observer_;  // read by the syncer; set under write_mu_ with the pipeline drained
   std::unordered_map<std::string, uint64_t> stream_cache_;  // stream versions as staged
   // Event ids staged but perhaps not written yet (RocksDB cannot answer for them), in seq
   // order; pruned once the sync thread has written past them.

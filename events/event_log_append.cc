@@ -98,6 +98,7 @@ void EventLog::AppendAsync(AppendBatch batch, AppendCallback done) {
     for (auto& event : pending->batch.events) {
       record.stream = event.stream;
       record.event_id = event.event_id;
+      pending->kinds.emplace_back(TypeOf(event.payload), JobTypeOf(event.payload));
       record.payload = std::move(event.payload);
       pending->prepared.push_back(PrepareRecord(record));
       event.payload = std::move(record.payload);
@@ -430,6 +431,7 @@ void EventLog::SyncAndComplete(std::vector<std::unique_ptr<StagedGroup>>& groups
         stats_.records += group.after.seq - group.before.seq;
       }
       for (FoldHook* hook : group.hooks) hook->Publish(group.after.seq);
+      if (observer_) observer_(CommittedRecordsOf(group));
     } else if (!error.ok() && group.has_records()) {
       for (FoldHook* hook : group.hooks) hook->Discard(Head().seq);
     }
@@ -439,6 +441,26 @@ void EventLog::SyncAndComplete(std::vector<std::unique_ptr<StagedGroup>>& groups
     }
   }
   head_cv_.notify_all();
+}
+
+std::vector<CommittedRecord> EventLog::CommittedRecordsOf(StagedGroup& group) {
+  std::vector<CommittedRecord> out;
+  out.reserve(group.after.seq - group.before.seq);
+  for (auto& pending : group.pendings) {
+    if (pending->rejected || pending->replayed || !pending->result.ok()) continue;
+    uint64_t seq = pending->result->first_seq;
+    for (size_t i = 0; i < pending->prepared.size(); ++i) {
+      out.push_back(CommittedRecord{seq++, std::move(pending->prepared[i].bytes),
+                                    pending->kinds[i].first, pending->kinds[i].second});
+    }
+  }
+  return out;
+}
+
+void EventLog::SetCommitObserver(CommitObserver observer) {
+  std::lock_guard write_lock(write_mu_);
+  DrainPipeline();  // no group in flight sees half a change
+  observer_ = std::move(observer);
 }
 
 void EventLog::DrainPipeline() {

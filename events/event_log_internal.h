@@ -17,8 +17,10 @@ namespace shardledger {
 // One caller's append on its way through the pipeline.
 struct EventLog::Pending {
   AppendBatch batch;
-  // Each event encoded on the caller's thread, to be placed by the writer.
+  // Each event encoded on the caller's thread, to be placed by the writer, and its kind
+  // (kept for the commit observer: the writer may move the payload out).
   std::vector<PreparedRecord> prepared;
+  std::vector<std::pair<EventType, std::optional<JobType>>> kinds;
   AppendCallback done;
   Result<AppendResult> result = Status(ErrorCode::kUnavailable, "not processed");
   bool rejected = false;  // failed validation: its result says why, whatever the group does
