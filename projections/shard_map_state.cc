@@ -148,6 +148,49 @@ const WorkflowRoute* ShardMapState::Find(std::string_view workflow_id) const {
   return it == workflows_.end() ? nullptr : &it->second;
 }
 
+Result<WorkflowShardMapping> ShardMapState::GetWorkflowShardMapping(
+    const std::vector<std::string>& ids) const {
+  if (ids.empty()) {
+    return Status(ErrorCode::kBadRequest, "GetWorkflowShardMapping needs at least one workflow id");
+  }
+  WorkflowShardMapping out;
+  out.mapping_version = status_.map_version;
+  std::unordered_set<std::string_view> unknown_seen;
+  for (const std::string& id : ids) {
+    const WorkflowRoute* route = Find(id);
+    if (route == nullptr) {
+      if (unknown_seen.insert(id).second) out.unknown_ids.push_back(id);
+      continue;
+    }
+    out.mappings[id] = route->shard;
+    MappingState state;
+    state.in_transition = route->in_transition;
+    state.confirmed = route->confirmed;
+    if (route->in_transition) {
+      state.old_shard = route->old_shard;
+      state.new_shard = route->new_shard;
+    } else {
+      state.new_shard = route->shard;
+    }
+    out.mapping_states[id] = state;
+  }
+  return out;
+}
+
+void ShardMapState::ForEachRow(
+    const std::function<void(const std::string& key, const std::string& value)>& visit) const {
+  visit("status", StatusRow());
+  for (const auto& [id, route] : workflows_) {
+    if (auto row = WorkflowRow(id)) visit(WorkflowKey(id), *row);
+  }
+  for (const auto& [id, seq] : removed_) {
+    if (auto row = TombstoneRow(id)) visit(TombstoneKey(id), *row);
+  }
+  for (const auto& [shard, report] : reports_) {
+    if (auto row = ReportRow(shard)) visit(ReportKey(shard), *row);
+  }
+}
+
 void ShardMapState::ForEach(
     const std::function<void(const std::string&, const WorkflowRoute&)>& visit) const {
   for (const auto& [id, route] : workflows_) visit(id, route);

@@ -69,6 +69,25 @@ struct ShardDrift {
   std::vector<std::string> not_registered;        // the map routes it here, not reported
 };
 
+// One workflow's mapping state in upstream's shape: old shard (explicitly absent when the
+// workflow is not moving), new shard, and whether it is in transition.
+struct MappingState {
+  std::optional<uint32_t> old_shard;  // nullopt: "no old shard"
+  uint32_t new_shard = 0;             // the target: where it routes once the move is done
+  bool in_transition = false;
+  bool confirmed = false;
+  bool operator==(const MappingState&) const = default;
+};
+
+// The answer to GetWorkflowShardMapping(ids): mappings (id -> shard to route to now),
+// mapping states, the map version; ids the map does not know are listed apart.
+struct WorkflowShardMapping {
+  std::map<std::string, uint32_t> mappings;
+  std::map<std::string, MappingState> mapping_states;
+  uint64_t mapping_version = 0;
+  std::vector<std::string> unknown_ids;  // in request order, each once
+};
+
 // What one Apply changed, for the projection's persisted rows.
 struct ShardMapTouched {
   std::set<std::string> workflows;   // rows to rewrite (or delete, when no longer mapped)
@@ -85,6 +104,11 @@ class ShardMapState {
   void Apply(const Record& record, ShardMapTouched* touched = nullptr);
 
   const RoutingStatus& status() const { return status_; }
+  // A batch lookup; BadRequest on an empty id list.
+  Result<WorkflowShardMapping> GetWorkflowShardMapping(const std::vector<std::string>& ids) const;
+  // Every persisted row (status, workflows, tombstones, reports): a snapshot that LoadRow
+  // reads back into an equal state.
+  void ForEachRow(const std::function<void(const std::string& key, const std::string& value)>& visit) const;
   const WorkflowRoute* Find(std::string_view workflow_id) const;
   size_t size() const { return workflows_.size(); }
   void ForEach(const std::function<void(const std::string&, const WorkflowRoute&)>& visit) const;

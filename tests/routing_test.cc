@@ -403,6 +403,56 @@ TEST_F(Routing, ConcurrentCommandsApplyOnceAndRetryLostRaces) {
   EXPECT_EQ(ids.size(), 51u);
 }
 
+TEST_F(Routing, GetWorkflowShardMappingAnswersUpstreamsShape) {
+  Setup(4, 2'000);
+  Ok(ledger_->SetShardCount(5, "scale up"));
+  std::string moving, staying;
+  for (const auto& id : Ids(2'000)) {
+    const WorkflowRoute route = Route(id);
+    (route.in_transition ? moving : staying) = id;
+  }
+  ASSERT_FALSE(moving.empty());
+  ASSERT_FALSE(staying.empty());
+  auto answer = ledger_->shard_map().Read([&](const ShardMapState& s) {
+    return s.GetWorkflowShardMapping({moving, "nope", staying, "nope"});
+  });
+  ASSERT_OK(answer);
+  EXPECT_EQ(answer->mapping_version, Status().map_version);
+  EXPECT_EQ(answer->unknown_ids, std::vector<std::string>{"nope"});
+  ASSERT_EQ(answer->mappings.size(), 2u);
+  const WorkflowRoute moving_route = Route(moving);
+  EXPECT_EQ(answer->mappings.at(moving), moving_route.old_shard);
+  const MappingState& m = answer->mapping_states.at(moving);
+  EXPECT_TRUE(m.in_transition);
+  EXPECT_EQ(m.old_shard, std::optional<uint32_t>(moving_route.old_shard));
+  EXPECT_EQ(m.new_shard, 4u);
+  const MappingState& s = answer->mapping_states.at(staying);
+  EXPECT_FALSE(s.in_transition);
+  EXPECT_EQ(s.old_shard, std::nullopt) << "a workflow not moving has no old shard";
+  EXPECT_EQ(s.new_shard, Route(staying).shard);
+
+  auto empty = ledger_->shard_map().Read(
+      [&](const ShardMapState& st) { return st.GetWorkflowShardMapping({}); });
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.status().code(), ErrorCode::kBadRequest);
+}
+
+TEST_F(Routing, SnapshotRowsLoadIntoAnEqualState) {
+  Setup(4, 3'000);
+  Ok(ledger_->SetShardCount(5, "scale up"));
+  Ok(ledger_->DeregisterWorkflows({"wf-1", "wf-2"}));
+  Ok(ledger_->ReportTriggerRegistration(4, {"wf-10", "wf-11"}, 2));
+  ShardMapState copy;
+  ledger_->shard_map().Read([&](const ShardMapState& state) {
+    state.ForEachRow([&](const std::string& key, const std::string& value) {
+      ASSERT_OK(copy.LoadRow(key, value));
+    });
+    return 0;
+  });
+  EXPECT_EQ(copy.Digest(), ledger_->shard_map().Digest());
+  EXPECT_EQ(copy.status(), Status());
+}
+
 TEST_F(Routing, PagingAndCountsAndChangesSince) {
   Setup(4, 1'000);
   auto counts = ledger_->shard_map().Read([](const ShardMapState& s) { return s.CountsPerShard(); });
