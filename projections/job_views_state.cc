@@ -251,6 +251,12 @@ void JobViewsState::WriteRows(const Touched& touched, rocksdb::WriteBatch& batch
   }
 }
 
+void JobViewsState::ForEachRow(
+    const std::function<void(const std::string& key, const std::string& value)>& visit) const {
+  visit("status", StatusRow());
+  for (const auto& [id, job] : jobs_) visit("j/" + id, Row(job));
+}
+
 std::string JobViewsState::StatusRow() const { return ByteWriter().U64(applied_seq_).Take(); }
 
 Status JobViewsState::LoadRow(std::string_view key, std::string_view value) {

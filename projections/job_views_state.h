@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -107,6 +108,8 @@ class JobViewsState {
   void WriteRows(const Touched& touched, rocksdb::WriteBatch& batch,
                  rocksdb::ColumnFamilyHandle* cf) const;
   std::string StatusRow() const;
+  // Every persisted row: a snapshot that LoadRow reads back into an equal state.
+  void ForEachRow(const std::function<void(const std::string& key, const std::string& value)>& visit) const;
   Status LoadRow(std::string_view key, std::string_view value);
 
  private:
