@@ -5,7 +5,12 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 DATA_DIR ?= ./var/shardledger
 
-.PHONY: deps configure build test test-sanitize bench format check-layers clean
+.PHONY: run deps configure build test test-sanitize bench format check-layers clean
+
+# Installs what is missing, builds, and runs the daemon in the foreground on $(DATA_DIR)
+# (RPC tcp://127.0.0.1:7400, PUB tcp://127.0.0.1:7401; Ctrl-C stops it cleanly).
+run: build
+	$(BUILD_DIR)/tools/shardledgerd --data-dir $(DATA_DIR)
 
 deps:
 	bash scripts/install-deps.sh

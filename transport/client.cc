@@ -68,6 +68,8 @@ Result<std::unique_ptr<RpcClient>> RpcClient::Connect(ClientOptions options) {
 }
 
 Status RpcClient::Reconnect() {
+  socket_.reset();  // dropped with whatever it queued; a failure below leaves none, and the
+                    // next call tries again and reports it
   try {
     auto socket = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::dealer);
     socket->set(zmq::sockopt::linger, 0);
@@ -91,7 +93,7 @@ Status RpcClient::Reconnect() {
 Result<std::string> RpcClient::Exchange(std::string_view frame, uint64_t id) {
   const auto deadline = std::chrono::steady_clock::now() + options_.timeout;
   const auto unavailable = [&] {
-    (void)Reconnect();  // drop whatever is queued; a failure shows on the next call
+    (void)Reconnect();  // drop whatever is queued (a failure leaves no socket: see Reconnect)
     return Status(ErrorCode::kUnavailable,
                   "no answer from " + options_.endpoint + " within " +
                       std::to_string(options_.timeout.count()) + " ms");
@@ -99,11 +101,17 @@ Result<std::string> RpcClient::Exchange(std::string_view frame, uint64_t id) {
   if (socket_ == nullptr) SL_RETURN_IF_ERROR(Reconnect());
   try {
     // With `immediate`, send waits for a connection: poll for writability within the deadline.
+    const auto connect_deadline =
+        std::min(deadline, std::chrono::steady_clock::now() + options_.connect_timeout);
     for (;;) {
       zmq::pollitem_t item{socket_->handle(), 0, ZMQ_POLLOUT, 0};
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return unavailable();
+          connect_deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        (void)Reconnect();
+        return Status(ErrorCode::kUnavailable, "cannot connect to " + options_.endpoint + " within " +
+                                                   std::to_string(options_.connect_timeout.count()) + " ms");
+      }
       zmq::poll(&item, 1, left);
       if (item.revents & ZMQ_POLLOUT) break;
     }

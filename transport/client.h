@@ -26,6 +26,8 @@ namespace shardledger {
 struct ClientOptions {
   std::string endpoint = "tcp://127.0.0.1:7400";
   std::chrono::milliseconds timeout = std::chrono::seconds(30);
+  // How long to wait for a connection to the daemon before a call gives up (within timeout).
+  std::chrono::milliseconds connect_timeout = std::chrono::seconds(5);
   // CURVE: the client's key pair and the server's public key (both Z85), when the daemon
   // runs with CURVE on.
   std::optional<CurveKeyPair> client_keys;

@@ -43,6 +43,9 @@ Result<std::unique_ptr<Subscriber>> Subscriber::Connect(SubscriberOptions option
   try {
     sub->socket_.set(zmq::sockopt::rcvhwm, sub->options_.receive_high_water_mark);
     sub->socket_.set(zmq::sockopt::linger, 0);
+    if (sub->options_.receive_buffer_bytes > 0) {
+      sub->socket_.set(zmq::sockopt::rcvbuf, sub->options_.receive_buffer_bytes);
+    }
     if (sub->options_.topics.empty()) {
       sub->socket_.set(zmq::sockopt::subscribe, "");
     } else {

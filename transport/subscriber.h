@@ -50,6 +50,7 @@ struct SubscriberOptions {
   std::vector<std::string> topics;  // topic prefixes; empty: everything
   uint64_t after_seq = 0;           // the last seq already applied (resume point)
   int receive_high_water_mark = 100'000;
+  int receive_buffer_bytes = 0;  // the kernel's TCP receive buffer (SO_RCVBUF); 0: OS default
 };
 
 struct SubscriberStats {

@@ -34,6 +34,7 @@ struct DaemonFlags {
   int workers = 4;
   int tick_ms = 1000;
   int timetosync_s = 300;
+  int pub_hwm = 100'000;
 };
 
 int Run(const DaemonFlags& flags) {
@@ -104,7 +105,7 @@ int Run(const DaemonFlags& flags) {
   SL_LOG(kInfo, "ledger open in {} ({}), head seq {}", flags.data_dir, flags.durability,
          (*ledger)->log().Head().seq);
 
-  auto publisher = Publisher::Start((*ledger)->log(), {.endpoint = flags.pub});
+  auto publisher = Publisher::Start((*ledger)->log(), {.endpoint = flags.pub, .send_high_water_mark = flags.pub_hwm});
   if (!publisher.ok()) {
     SL_LOG(kError, "{}", publisher.status().ToString());
     return 3;
@@ -173,6 +174,9 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", flags.data_dir, "data directory")->capture_default_str();
   app.add_option("--rpc", flags.rpc, "request/reply (ROUTER) endpoint")->capture_default_str();
   app.add_option("--pub", flags.pub, "publication (PUB) endpoint")->capture_default_str();
+  app.add_option("--pub-hwm", flags.pub_hwm,
+                 "records queued per subscriber before the publisher drops (they then replay)")
+      ->capture_default_str();
   app.add_option("--durability", flags.durability, "durable (fsync) or buffered")->capture_default_str();
   app.add_option("--curve-key", flags.curve_key, "the server's CURVE key file: turns CURVE on");
   app.add_option("--curve-allow", flags.curve_allow, "allow-list: '<public key> <reader|writer|admin>' lines");
