@@ -4,11 +4,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <fstream>
@@ -18,84 +14,16 @@
 #include <thread>
 
 #include "core/assignment.h"
+#include "tests/process_util.h"
 #include "tests/test_util.h"
 #include "transport/client.h"
 
 namespace shardledger {
 namespace {
 
+using testing::Child;
+using testing::FreePort;
 using testing::TempDir;
-
-// A free loopback TCP port (bound and released; the daemon binds it right after).
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// A child process with its stdin and stdout on pipes.
-class Child {
- public:
-  explicit Child(std::vector<std::string> argv) {
-    int in[2], out[2];
-    if (::pipe(in) != 0 || ::pipe(out) != 0) std::abort();
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(in[0], 0);
-      ::dup2(out[1], 1);
-      ::close(in[1]);
-      ::close(out[0]);
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      ::execv(args[0], args.data());
-      std::_Exit(127);
-    }
-    ::close(in[0]);
-    ::close(out[1]);
-    to_ = ::fdopen(in[1], "w");
-    from_ = ::fdopen(out[0], "r");
-  }
-  ~Child() {
-    if (pid_ > 0) {
-      Signal(SIGKILL);
-      Wait();
-    }
-    if (to_) std::fclose(to_);
-    if (from_) std::fclose(from_);
-  }
-  void Send(const std::string& line) {
-    std::fputs((line + "\n").c_str(), to_);
-    std::fflush(to_);
-  }
-  std::string ReadLine() {
-    char buffer[4096];
-    if (!std::fgets(buffer, sizeof buffer, from_)) return "";
-    std::string line(buffer);
-    if (!line.empty() && line.back() == '\n') line.pop_back();
-    return line;
-  }
-  void Signal(int signal) { ::kill(pid_, signal); }
-  // The exit status (-signal when killed).
-  int Wait() {
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-  }
-
- private:
-  pid_t pid_ = -1;
-  FILE* to_ = nullptr;
-  FILE* from_ = nullptr;
-};
 
 class Daemon : public ::testing::Test {
  protected:
