@@ -41,6 +41,12 @@ class StreamOfKey : public rocksdb::SliceTransform {
   bool InDomain(const rocksdb::Slice& key) const override { return key.size() > 9; }
 };
 
+// Each hash bucket is a skiplist of this height (branching 4). RocksDB's default height, 4,
+// suits buckets of a few hundred keys; one busy stream (the routing stream, a job type's
+// stream) puts a whole memtable's worth of rows in one bucket, and at height 4 every insert
+// there walks a long chain. Height 12 keeps a bucket of millions logarithmic.
+constexpr int32_t kBucketSkipListHeight = 12;
+
 rocksdb::ColumnFamilyOptions CfOptions(std::string_view name) {
   rocksdb::ColumnFamilyOptions cf;
   rocksdb::BlockBasedTableOptions table;
@@ -55,13 +61,13 @@ rocksdb::ColumnFamilyOptions CfOptions(std::string_view name) {
     // Event ids are random and only ever looked up whole: a hash of skiplist buckets inserts
     // them without walking one large skiplist.
     cf.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(8));
-    cf.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(1 << 20));
+    cf.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(1 << 20, kBucketSkipListHeight));
   }
   if (name == kStreamsCf) {
     // Keys of new streams are as random as their names: hash the memtable by stream, so a
     // stream's rows share a bucket and reads within one stream stay ordered.
     cf.prefix_extractor = std::make_shared<StreamOfKey>();
-    cf.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(1 << 20));
+    cf.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(1 << 20, kBucketSkipListHeight));
   }
   table.block_cache = rocksdb::NewLRUCache(64 << 20);
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));

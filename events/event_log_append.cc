@@ -262,7 +262,6 @@ void EventLog::Stage(Pending& pending, GroupState& group, rocksdb::WriteBatch& b
     const std::string seq_key = BigEndian64(seq);
     batch.Put(log_cf_, seq_key, prepared.bytes);
     batch.Put(streams_cf_, StreamKey(event.stream, version), seq_key);
-    batch.Put(streams_cf_, StreamHeadKey(event.stream), BigEndian64(version));
     batch.Put(ids_cf_,
               rocksdb::Slice(reinterpret_cast<const char*>(event.event_id.data()),
                              event.event_id.size()),
@@ -347,6 +346,11 @@ std::unique_ptr<EventLog::StagedGroup> EventLog::StageGroup(
   std::string head_value = BigEndian64(state.seq);
   head_value.append(reinterpret_cast<const char*>(state.hash.data()), state.hash.size());
   staged->batch.Put(meta_cf_, "head", head_value);
+  // Each stream's head row once per group, at its last version: a row rewritten per event
+  // piles up versions of one key in the memtable, and inserting among them gets slow.
+  for (const auto& [stream, version] : state.versions) {
+    staged->batch.Put(streams_cf_, StreamHeadKey(stream), BigEndian64(version));
+  }
   for (FoldHook* hook : hooks_) hook->FinishBatch(staged->batch);
   for (auto& [stream, version] : state.versions) stream_cache_[stream] = version;
   for (auto& [id, seq] : state.ids) {
