@@ -150,19 +150,32 @@ const WorkflowRoute* ShardMapState::Find(std::string_view workflow_id) const {
 
 Result<WorkflowShardMapping> ShardMapState::GetWorkflowShardMapping(
     const std::vector<std::string>& ids) const {
+  return GetWorkflowShardMappingOfViews(std::vector<std::string_view>(ids.begin(), ids.end()));
+}
+
+Result<WorkflowShardMapping> ShardMapState::GetWorkflowShardMappingOfViews(
+    const std::vector<std::string_view>& ids) const {
   if (ids.empty()) {
     return Status(ErrorCode::kBadRequest, "GetWorkflowShardMapping needs at least one workflow id");
   }
   WorkflowShardMapping out;
   out.mapping_version = status_.map_version;
+  // Unknown ids are reported in request order, each once.
   std::unordered_set<std::string_view> unknown_seen;
-  for (const std::string& id : ids) {
-    const WorkflowRoute* route = Find(id);
-    if (route == nullptr) {
-      if (unknown_seen.insert(id).second) out.unknown_ids.push_back(id);
-      continue;
+  std::vector<std::pair<std::string_view, const WorkflowRoute*>> found;
+  found.reserve(ids.size());
+  for (std::string_view id : ids) {
+    if (const WorkflowRoute* route = Find(id)) {
+      found.emplace_back(id, route);
+    } else if (unknown_seen.insert(id).second) {
+      out.unknown_ids.emplace_back(id);
     }
-    out.mappings[id] = route->shard;
+  }
+  // The maps fill in key order, each insert at the end: no tree walks.
+  std::sort(found.begin(), found.end());
+  for (const auto& [id, route] : found) {
+    if (!out.mappings.empty() && out.mappings.rbegin()->first == id) continue;  // a repeated id
+    out.mappings.emplace_hint(out.mappings.end(), id, route->shard);
     MappingState state;
     state.in_transition = route->in_transition;
     state.confirmed = route->confirmed;
@@ -172,7 +185,7 @@ Result<WorkflowShardMapping> ShardMapState::GetWorkflowShardMapping(
     } else {
       state.new_shard = route->shard;
     }
-    out.mapping_states[id] = state;
+    out.mapping_states.emplace_hint(out.mapping_states.end(), id, state);
   }
   return out;
 }

@@ -106,6 +106,8 @@ class ShardMapState {
   const RoutingStatus& status() const { return status_; }
   // A batch lookup; BadRequest on an empty id list.
   Result<WorkflowShardMapping> GetWorkflowShardMapping(const std::vector<std::string>& ids) const;
+  // The same, for ids that live elsewhere (a request's buffer).
+  Result<WorkflowShardMapping> GetWorkflowShardMappingOfViews(const std::vector<std::string_view>& ids) const;
   // Every persisted row (status, workflows, tombstones, reports): a snapshot that LoadRow
   // reads back into an equal state.
   void ForEachRow(const std::function<void(const std::string& key, const std::string& value)>& visit) const;

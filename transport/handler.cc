@@ -153,9 +153,10 @@ Status RequestHandler::Dispatch(Role role, wire::Request::Reader request,
 
     // ------------------------------------------------------------ routing queries
     case W::GET_WORKFLOW_SHARD_MAPPING: {
-      const auto ids = Texts(request.getGetWorkflowShardMapping());
+      std::vector<std::string_view> ids;  // views into the request: no copies
+      for (auto id : request.getGetWorkflowShardMapping()) ids.emplace_back(id.cStr(), id.size());
       SL_ASSIGN_OR_RETURN(auto mapping, ledger_.shard_map().Read([&](const ShardMapState& s) {
-        return s.GetWorkflowShardMapping(ids);
+        return s.GetWorkflowShardMappingOfViews(ids);
       }));
       ToWire(mapping, response.initMapping());
       return Status::Ok();

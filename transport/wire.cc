@@ -291,14 +291,18 @@ void ToWire(const WorkflowShardMapping& mapping, wire::WorkflowShardMapping::Bui
 
 WorkflowShardMapping FromWire(wire::WorkflowShardMapping::Reader in) {
   WorkflowShardMapping mapping;
-  for (auto m : in.getMappings()) mapping.mappings[m.getWorkflowId()] = m.getShard();
+  // The server sends both lists in key order; the end hint makes each insert O(1) then (and
+  // any order still comes out right). A repeated id keeps its first entry.
+  for (auto m : in.getMappings()) {
+    mapping.mappings.emplace_hint(mapping.mappings.end(), std::string_view(m.getWorkflowId().cStr(), m.getWorkflowId().size()), m.getShard());
+  }
   for (auto s : in.getMappingStates()) {
     MappingState state;
     if (s.getHasOldShard()) state.old_shard = s.getOldShard();
     state.new_shard = s.getNewShard();
     state.in_transition = s.getInTransition();
     state.confirmed = s.getConfirmed();
-    mapping.mapping_states[s.getWorkflowId()] = state;
+    mapping.mapping_states.emplace_hint(mapping.mapping_states.end(), std::string_view(s.getWorkflowId().cStr(), s.getWorkflowId().size()), state);
   }
   mapping.mapping_version = in.getMappingVersion();
   mapping.unknown_ids = Texts(in.getUnknownIds());
