@@ -19,21 +19,20 @@ Result<std::unique_ptr<Publisher>> Publisher::Start(EventLog& log, PublisherOpti
     return Status(ErrorCode::kUnavailable,
                   "binding the publisher to " + publisher->options_.endpoint + ": " + e.what());
   }
-  publisher->published_seq_ = log.Head().seq;
-  publisher->thread_ = std::thread([raw = publisher.get()] { raw->Run(); });
   Publisher* raw = publisher.get();
-  log.SetCommitObserver([raw](std::vector<CommittedRecord>&& records) {
-    {
-      std::lock_guard lock(raw->mu_);
-      for (auto& record : records) raw->queue_.push_back(std::move(record));
-    }
-    raw->cv_.notify_one();
-  });
+  log.SetCommitObserver([raw](std::vector<CommittedRecord>&& records) { raw->Publish(std::move(records)); });
+  {
+    // Records made durable before the observer was in place are not sent; subscribers learn
+    // of them from the heartbeat's head and replay them.
+    std::lock_guard lock(raw->mu_);
+    raw->published_seq_ = std::max(raw->published_seq_, log.Head().seq);
+  }
+  publisher->thread_ = std::thread([raw] { raw->HeartbeatLoop(); });
   return publisher;
 }
 
 Publisher::~Publisher() {
-  log_.SetCommitObserver(nullptr);
+  log_.SetCommitObserver(nullptr);  // waits out a Publish in progress
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
@@ -52,31 +51,24 @@ uint64_t Publisher::published_seq() const {
   return published_seq_;
 }
 
-void Publisher::Run() {
-  std::deque<CommittedRecord> batch;
-  for (;;) {
-    {
-      std::unique_lock lock(mu_);
-      const bool woken = cv_.wait_for(lock, options_.heartbeat,
-                                      [&] { return stopping_ || !queue_.empty(); });
-      if (!woken) {
-        const std::string head = BigEndian64(published_seq_);
-        lock.unlock();
-        if (!SendFrames(kHeadTopic, head, {})) return;
-        continue;
-      }
-      if (queue_.empty()) return;
-      batch.swap(queue_);
-    }
-    for (const CommittedRecord& record : batch) {
-      if (!SendFrames(TopicOf(record.type, record.job_type), BigEndian64(record.seq),
-                      record.bytes)) {
-        return;
-      }
-      std::lock_guard lock(mu_);
-      published_seq_ = record.seq;
-    }
-    batch.clear();
+void Publisher::Publish(std::vector<CommittedRecord>&& records) {
+  if (records.empty()) return;
+  std::lock_guard lock(mu_);
+  if (!error_.ok()) return;
+  for (const CommittedRecord& record : records) {
+    if (!SendFrames(TopicOf(record.type, record.job_type), BigEndian64(record.seq), record.bytes)) return;
+  }
+  published_seq_ = records.back().seq;
+  sent_since_heartbeat_ = true;
+}
+
+void Publisher::HeartbeatLoop() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lock, options_.heartbeat, [&] { return stopping_; });
+    if (stopping_ || !error_.ok()) continue;
+    if (!sent_since_heartbeat_) SendFrames(kHeadTopic, BigEndian64(published_seq_), {});
+    sent_since_heartbeat_ = false;
   }
 }
 
@@ -89,7 +81,6 @@ bool Publisher::SendFrames(std::string_view topic, std::string_view seq, std::st
     return true;
   } catch (const zmq::error_t& e) {
     // The socket is unusable: status() says why; subscribers catch up by replay.
-    std::lock_guard lock(mu_);
     error_ = Status(ErrorCode::kUnavailable, std::string("publishing: ") + e.what());
     return false;
   }

@@ -70,7 +70,7 @@ class Subscriber {
   // Replays from after_seq to the current head.
   Status Start();
   // Receives for up to `timeout`, applying live records and filling gaps; returns how many
-  // records it applied.
+  // records it applied. Returns at the deadline even while records keep arriving.
   Result<size_t> Poll(std::chrono::milliseconds timeout);
   // Replays up to `seq` if live delivery has not brought it yet.
   Status CatchUpTo(uint64_t seq);

@@ -1,10 +1,16 @@
 // Shared pieces of shardledger-bench: figure output and timing.
 #pragma once
 
+#include <fmt/core.h>
+
 #include <chrono>
+#include <cstring>
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "events/event_log.h"
+#include "events/ids.h"
 
 namespace shardledger::bench {
 
@@ -32,6 +38,36 @@ class Stopwatch {
   std::chrono::steady_clock::time_point start_;
 };
 
+// An event whose payload carries 200 bytes of content.
+Event Payload200(uint64_t i);
+
+// A client's requests, built cheaply: a remote client builds them on its own machine, so the
+// bench keeps that work off the ledger's two cores. Ids are a random base plus a counter.
+class BenchClient {
+ public:
+  explicit BenchClient(int writer)
+      : stream_(fmt::format("bench/{:02}", writer)), base_(RandomId128()), payload_(Payload200(0)) {}
+  // A batch of `events` events on the client's stream (no expected version).
+  AppendBatch Next(size_t events = 1) {
+    AppendBatch batch;
+    for (size_t i = 0; i < events; ++i) {
+      // The counter, mixed, leads: the id index hashes the first 8 bytes, and random ids
+      // differ there too.
+      Id128 id = base_;
+      const uint64_t n = (++count_) * 0x9e3779b97f4a7c15ULL;
+      std::memcpy(id.data(), &n, sizeof(n));
+      batch.events.push_back(NewEvent{id, stream_, payload_});
+    }
+    return batch;
+  }
+
+ private:
+  std::string stream_;
+  Id128 base_;
+  Event payload_;
+  uint64_t count_ = 0;
+};
+
 // The p-th percentile (0..100) of `samples`, which it sorts.
 double Percentile(std::vector<double>& samples, double p);
 
@@ -42,5 +78,7 @@ int RunAppendBench(const Settings& settings);
 int RunReadBench(const Settings& settings);
 int RunRoutingBench(const Settings& settings, size_t workflows);
 int RunJobsBench(const Settings& settings, uint64_t internal_ids);
+int RunPubSubBench(const Settings& settings);
+int RunRpcBench(const Settings& settings, size_t workflows);
 
 }  // namespace shardledger::bench

@@ -17,13 +17,13 @@
 
 namespace shardledger::bench {
 
-namespace {
-
 // An event whose payload carries 200 bytes of content.
 Event Payload200(uint64_t i) {
   return JobCreated{"job-" + std::to_string(i), JobType::kProofCreation, i,
                     {{"data", std::string(200 - 16, 'p')}}};
 }
+
+namespace {
 
 // The size of the stored record our appends write, so raw baselines write the same bytes.
 size_t RecordSize() {
@@ -82,30 +82,6 @@ AppendBatch BenchBatch(int writer, uint64_t i) {
   batch.events.push_back(NewEvent{RandomId128(), fmt::format("bench/{:02}", writer), Payload200(i)});
   return batch;
 }
-
-// A client's requests, built cheaply: a remote client builds them on its own machine, so the
-// bench keeps that work off the ledger's two cores. Ids are a random base plus a counter.
-class BenchClient {
- public:
-  explicit BenchClient(int writer)
-      : stream_(fmt::format("bench/{:02}", writer)), base_(RandomId128()), payload_(Payload200(0)) {}
-  AppendBatch Next() {
-    // The counter, mixed, leads: the id index hashes the first 8 bytes, and random ids
-    // differ there too.
-    Id128 id = base_;
-    const uint64_t n = (++count_) * 0x9e3779b97f4a7c15ULL;
-    std::memcpy(id.data(), &n, sizeof(n));
-    AppendBatch batch;
-    batch.events.push_back(NewEvent{id, stream_, payload_});
-    return batch;
-  }
-
- private:
-  std::string stream_;
-  Id128 base_;
-  Event payload_;
-  uint64_t count_ = 0;
-};
 
 void ReportGroups(const EventLog& log, const char* how) {
   const LogStats stats = log.Stats();

@@ -66,6 +66,13 @@ int main(int argc, char** argv) {
   auto* jobs = app.add_subcommand("jobs", "jobs: durable transitions, attention and status queries");
   jobs->add_option("--internal-ids", internal_ids, "internal ids (blocks) to run")->check(CLI::PositiveNumber);
   jobs->callback([&] { rc = RunJobsBench(settings, internal_ids); });
+  app.add_subcommand("pubsub", "publication: throughput and latency against raw ZeroMQ PUB/SUB")->callback([&] {
+    rc = RunPubSubBench(settings);
+  });
+  size_t rpc_workflows = 100'000;
+  auto* rpc = app.add_subcommand("rpc", "1,000-id GetWorkflowShardMapping over RPC");
+  rpc->add_option("--workflows", rpc_workflows, "workflows in the map")->check(CLI::PositiveNumber);
+  rpc->callback([&] { rc = RunRpcBench(settings, rpc_workflows); });
   CLI11_PARSE(app, argc, argv);
   std::filesystem::remove_all(settings.dir);
   return rc;
