@@ -35,6 +35,8 @@ bench: build
 	$(BUILD_DIR)/tools/shardledger-bench read
 	$(BUILD_DIR)/tools/shardledger-bench routing
 	$(BUILD_DIR)/tools/shardledger-bench jobs
+	$(BUILD_DIR)/tools/shardledger-bench pubsub
+	$(BUILD_DIR)/tools/shardledger-bench rpc
 
 check-layers:
 	python3 ../shared/tools/check-layers .

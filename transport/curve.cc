@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 namespace shardledger {
@@ -21,6 +22,23 @@ bool ValidZ85Key(const std::string& key) {
   if (key.size() != 40) return false;
   uint8_t decoded[32];
   return zmq_z85_decode(decoded, key.c_str()) != nullptr;
+}
+
+// Calls `visit(line, where)` for each line of `path` that is neither blank nor a '#' comment,
+// trimmed; `where` is "path:number: " for messages. Stops at the first error `visit` returns.
+Status ForEachLine(const std::string& path, const std::string& what,
+                   const std::function<Status(const std::string& line, const std::string& where)>& visit) {
+  std::ifstream in(path);
+  if (!in) return Status(ErrorCode::kNotFound, "cannot read " + what + " " + path);
+  std::string line;
+  int number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    line = Trim(line);
+    if (line.empty() || line[0] == '#') continue;
+    SL_RETURN_IF_ERROR(visit(line, path + ":" + std::to_string(number) + ": "));
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -56,30 +74,21 @@ Status WriteCurveKeyFiles(const CurveKeyPair& keys, const std::string& base) {
 }
 
 Result<CurveKeyPair> ReadCurveKeyFile(const std::string& path, bool need_secret) {
-  std::ifstream in(path);
-  if (!in) return Status(ErrorCode::kNotFound, "cannot read key file " + path);
   CurveKeyPair keys;
-  std::string line;
-  int number = 0;
-  while (std::getline(in, line)) {
-    ++number;
-    line = Trim(line);
-    if (line.empty() || line[0] == '#') continue;
+  SL_RETURN_IF_ERROR(ForEachLine(path, "key file", [&](const std::string& line, const std::string& where) {
     const auto eq = line.find('=');
-    if (eq == std::string::npos) {
-      return Status(ErrorCode::kBadRequest, path + ":" + std::to_string(number) + ": expected name = value");
-    }
+    if (eq == std::string::npos) return Status(ErrorCode::kBadRequest, where + "expected name = value");
     const std::string name = Trim(line.substr(0, eq));
     const std::string value = Trim(line.substr(eq + 1));
     if (name != "public-key" && name != "secret-key") {
-      return Status(ErrorCode::kBadRequest, path + ":" + std::to_string(number) + ": unknown key '" + name + "'");
+      return Status(ErrorCode::kBadRequest, where + "unknown key '" + name + "'");
     }
     if (!ValidZ85Key(value)) {
-      return Status(ErrorCode::kBadRequest,
-                    path + ":" + std::to_string(number) + ": " + name + " is not a 40-character Z85 key");
+      return Status(ErrorCode::kBadRequest, where + name + " is not a 40-character Z85 key");
     }
     (name == "public-key" ? keys.public_key : keys.secret_key) = value;
-  }
+    return Status::Ok();
+  }));
   if (keys.public_key.empty()) return Status(ErrorCode::kBadRequest, path + ": no public-key");
   if (need_secret && keys.secret_key.empty()) {
     return Status(ErrorCode::kBadRequest, path + ": no secret-key (is this a .pub file?)");
@@ -88,27 +97,19 @@ Result<CurveKeyPair> ReadCurveKeyFile(const std::string& path, bool need_secret)
 }
 
 Result<AllowList> ReadAllowList(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Status(ErrorCode::kNotFound, "cannot read allow-list " + path);
   AllowList allow;
-  std::string line;
-  int number = 0;
-  while (std::getline(in, line)) {
-    ++number;
-    line = Trim(line);
-    if (line.empty() || line[0] == '#') continue;
+  SL_RETURN_IF_ERROR(ForEachLine(path, "allow-list", [&](const std::string& line, const std::string& where) {
     std::istringstream fields(line);
     std::string key, role_name;
     fields >> key >> role_name;
-    const auto where = path + ":" + std::to_string(number) + ": ";
     if (!ValidZ85Key(key)) return Status(ErrorCode::kBadRequest, where + "not a 40-character Z85 public key");
     const auto role = ParseRole(role_name);
     if (!role) {
-      return Status(ErrorCode::kBadRequest,
-                    where + "role '" + role_name + "' is not one of reader, writer, admin");
+      return Status(ErrorCode::kBadRequest, where + "role '" + role_name + "' is not one of reader, writer, admin");
     }
     allow[key] = *role;
-  }
+    return Status::Ok();
+  }));
   return allow;
 }
 
