@@ -26,13 +26,8 @@ class Cli : public ::testing::Test {
   void StartDaemon(std::vector<std::string> extra = {}) {
     rpc_ = "tcp://127.0.0.1:" + std::to_string(FreePort());
     pub_ = "tcp://127.0.0.1:" + std::to_string(FreePort());
-    const std::string ready = dir_.Sub("ready");
-    std::vector<std::string> argv{SHARDLEDGERD_PATH, "--data-dir", dir_.Sub("data"), "--rpc", rpc_, "--pub", pub_,
-                                  "--ready-file", ready, "--log-level", "warn"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    daemon_ = std::make_unique<Child>(argv);
-    ASSERT_TRUE(testing::WaitFor([&] { return std::filesystem::exists(ready); }, std::chrono::seconds(30)))
-        << "the daemon did not become ready";
+    daemon_ = testing::StartDaemonProcess(SHARDLEDGERD_PATH, dir_.path(), rpc_, pub_, extra);
+    ASSERT_NE(daemon_, nullptr) << "the daemon did not become ready";
   }
 
   // Runs the CLI against the daemon (the endpoint flags first, then `args`).

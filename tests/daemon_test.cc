@@ -34,14 +34,8 @@ class Daemon : public ::testing::Test {
   }
 
   void StartDaemon() {
-    const std::string ready = dir_.Sub("ready");
-    std::filesystem::remove(ready);
-    std::vector<std::string> argv{SHARDLEDGERD_PATH, "--data-dir", dir_.Sub("data"), "--rpc", rpc_, "--pub", pub_,
-                                  "--ready-file", ready, "--log-level", "warn"};
-    argv.insert(argv.end(), daemon_args_.begin(), daemon_args_.end());
-    daemon_ = std::make_unique<Child>(argv);
-    ASSERT_TRUE(testing::WaitFor([&] { return std::filesystem::exists(ready); }, std::chrono::seconds(30)))
-        << "the daemon did not become ready";
+    daemon_ = testing::StartDaemonProcess(SHARDLEDGERD_PATH, dir_.path(), rpc_, pub_, daemon_args_);
+    ASSERT_NE(daemon_, nullptr) << "the daemon did not become ready";
   }
 
   std::unique_ptr<RpcClient> Client() {

@@ -8,10 +8,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <memory>
 #include <cstdlib>
 #include <string>
 #include <vector>
+
+#include "tests/test_util.h"
 
 namespace shardledger::testing {
 
@@ -85,6 +90,22 @@ class Child {
   FILE* to_ = nullptr;
   FILE* from_ = nullptr;
 };
+
+// Starts shardledgerd (`daemon_path`) on `dir`/data with the given endpoints and `extra` flags,
+// and waits until it has written its ready file (`dir`/ready); nullptr when it did not
+// within 30 s.
+inline std::unique_ptr<Child> StartDaemonProcess(const std::string& daemon_path, const std::string& dir,
+                                                 const std::string& rpc, const std::string& pub,
+                                                 const std::vector<std::string>& extra = {}) {
+  const std::string ready = (std::filesystem::path(dir) / "ready").string();
+  std::filesystem::remove(ready);
+  std::vector<std::string> argv{daemon_path, "--data-dir", (std::filesystem::path(dir) / "data").string(),
+                                "--rpc", rpc, "--pub", pub, "--ready-file", ready, "--log-level", "warn"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  auto daemon = std::make_unique<Child>(argv);
+  if (!WaitFor([&] { return std::filesystem::exists(ready); }, std::chrono::seconds(30))) return nullptr;
+  return daemon;
+}
 
 // What a command printed and how it exited.
 struct Ran {
