@@ -6,6 +6,13 @@ namespace shardledger {
 
 namespace {
 constexpr int kMaxAttempts = 8;
+
+// Fresh event ids for every event of a decision, drawn from the CSPRNG in one call.
+void MintEventIds(std::vector<NewEvent>& events) {
+  std::vector<Id128> ids(events.size());
+  FillRandomId128s(ids.data(), ids.size());
+  for (size_t i = 0; i < events.size(); ++i) events[i].event_id = ids[i];
+}
 }
 
 Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& dir, LedgerOptions options) {
@@ -55,10 +62,9 @@ Result<CommandResult> Ledger::RunRouting(const Decide& decide, std::optional<int
     batch.expectations.push_back(
         {kRoutingStream, routing_version == 0 ? ExpectedVersion::NoStream()
                                               : ExpectedVersion::Exact(routing_version)});
-    for (auto& event : decision.events) {
-      event.event_id = RandomId128();
-      result.events.push_back(event.payload);
-    }
+    MintEventIds(decision.events);
+    result.events.reserve(decision.events.size());
+    for (const auto& event : decision.events) result.events.push_back(event.payload);
     batch.events = std::move(decision.events);
     auto appended = log_->Append(std::move(batch));
     if (!appended.ok() && appended.status().code() == ErrorCode::kWrongExpectedVersion) {
@@ -124,10 +130,8 @@ Result<JobCommandResult> Ledger::RunJob(const DecideJob& decide, std::optional<i
       AppendBatch batch;
       batch.correlation_id = RandomId128();
       batch.expectations = std::move(decision.expectations);
-      for (auto& event : decision.events) {
-        event.event_id = RandomId128();
-        result.events.push_back(event.payload);
-      }
+      MintEventIds(decision.events);
+      for (const auto& event : decision.events) result.events.push_back(event.payload);
       batch.events = std::move(decision.events);
       auto appended = log_->Append(std::move(batch));
       if (!appended.ok() && appended.status().code() == ErrorCode::kWrongExpectedVersion) {

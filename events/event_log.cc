@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 
 #include "events/chain.h"
 #include "events/codec.h"
@@ -25,11 +26,6 @@ constexpr char kIdsCf[] = "ids";
 constexpr char kMetaCf[] = "meta";
 constexpr char kHeadKey[] = "head";
 
-Status FromRocks(const rocksdb::Status& s, std::string_view what) {
-  ErrorCode code = s.IsCorruption() ? ErrorCode::kCorruption : ErrorCode::kIoError;
-  return Status(code, std::string(what) + ": " + s.ToString());
-}
-
 // The stream part of a `streams` key: the key without its separator byte and 8-byte suffix
 // (see events/keys.h), so a stream's version rows and its head row share a prefix.
 class StreamOfKey : public rocksdb::SliceTransform {
@@ -41,11 +37,21 @@ class StreamOfKey : public rocksdb::SliceTransform {
   bool InDomain(const rocksdb::Slice& key) const override { return key.size() > 9; }
 };
 
-// Each hash bucket is a skiplist of this height (branching 4). RocksDB's default height, 4,
-// suits buckets of a few hundred keys; one busy stream (the routing stream, a job type's
-// stream) puts a whole memtable's worth of rows in one bucket, and at height 4 every insert
-// there walks a long chain. Height 12 keeps a bucket of millions logarithmic.
-constexpr int32_t kBucketSkipListHeight = 12;
+// The memtables of `ids` and `streams` are hashed (by id prefix, by stream): most buckets
+// hold one key or a few (an id, a workflow's few rows), a few hold many (the routing stream,
+// a busy job stream). A linked list per bucket suits the first — a bucket costs one node —
+// and a bucket past kBucketSkipListThreshold keys turns into a skiplist (RocksDB's, of height
+// 12), which keeps a bucket of millions logarithmic. Skiplist buckets for all (the hash
+// skiplist rep) paid a skiplist head per new id or stream: a 200,000-event append spent a
+// fifth of its memtable time creating them. No bucket statistics go to the info log.
+constexpr uint32_t kBucketSkipListThreshold = 256;
+
+rocksdb::MemTableRepFactory* HashedMemtable() {
+  return rocksdb::NewHashLinkListRepFactory(size_t{1} << 20, /*huge_page_tlb_size=*/0,
+                                            /*bucket_entries_logging_threshold=*/INT32_MAX,
+                                            /*if_log_bucket_dist_when_flash=*/false,
+                                            kBucketSkipListThreshold);
+}
 
 rocksdb::ColumnFamilyOptions CfOptions(std::string_view name) {
   rocksdb::ColumnFamilyOptions cf;
@@ -61,13 +67,13 @@ rocksdb::ColumnFamilyOptions CfOptions(std::string_view name) {
     // Event ids are random and only ever looked up whole: a hash of skiplist buckets inserts
     // them without walking one large skiplist.
     cf.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(8));
-    cf.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(1 << 20, kBucketSkipListHeight));
+    cf.memtable_factory.reset(HashedMemtable());
   }
   if (name == kStreamsCf) {
     // Keys of new streams are as random as their names: hash the memtable by stream, so a
     // stream's rows share a bucket and reads within one stream stay ordered.
     cf.prefix_extractor = std::make_shared<StreamOfKey>();
-    cf.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(1 << 20, kBucketSkipListHeight));
+    cf.memtable_factory.reset(HashedMemtable());
   }
   table.block_cache = rocksdb::NewLRUCache(64 << 20);
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
@@ -194,7 +200,6 @@ Status EventLog::RecoverHead() {
   }
   head_ = stored;
   staged_head_ = stored;
-  written_seq_ = stored.seq;
   last_timestamp_ns_ = last->timestamp_ns;
   return Status::Ok();
 }
@@ -217,6 +222,28 @@ EventLog::~EventLog() {
 LogHead EventLog::Head() const {
   std::lock_guard lock(head_mu_);
   return head_;
+}
+
+Status EventLog::SettleStorage() {
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  {
+    std::lock_guard lock(cf_mu_);
+    handles = handles_;
+  }
+  rocksdb::FlushOptions flush;
+  flush.wait = true;
+  rocksdb::Status s = db_->Flush(flush, handles);
+  if (!s.ok()) return FromRocks(s, "flushing memtables");
+  for (;;) {
+    uint64_t flushes = 0, compactions = 0, pending = 0;
+    if (!db_->GetIntProperty(rocksdb::DB::Properties::kNumRunningFlushes, &flushes) ||
+        !db_->GetIntProperty(rocksdb::DB::Properties::kNumRunningCompactions, &compactions) ||
+        !db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kCompactionPending, &pending)) {
+      return Status(ErrorCode::kIoError, "RocksDB does not report its background work");
+    }
+    if (flushes == 0 && compactions == 0 && pending == 0) return Status::Ok();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 }
 
 LogStats EventLog::Stats() const {

@@ -127,6 +127,9 @@ class EventLog {
 
   LogHead Head() const;
   LogStats Stats() const;
+  // Flushes every memtable to disk and waits until RocksDB runs no flush or compaction: the
+  // log at rest, as after a quiet spell. For benchmarks that measure one command alone.
+  Status SettleStorage();
   Durability durability() const { return options_.durability; }
   const std::string& directory() const { return dir_; }
 
@@ -189,7 +192,6 @@ class EventLog {
   void DrainPipeline();
   Status Validate(Pending& pending, GroupState& group);
   void Stage(Pending& pending, GroupState& group, rocksdb::WriteBatch& batch, Status& hook_error);
-  Result<uint64_t> CurrentVersion(std::string_view stream, GroupState& group);
   Result<uint64_t> StoredStreamVersion(std::string_view stream) const;
   Result<std::optional<uint64_t>> StoredEventSeq(const Id128& id) const;
   rocksdb::WriteOptions WriteOptionsFor() const;
@@ -216,14 +218,24 @@ class EventLog {
   std::mutex write_mu_;
   std::vector<FoldHook*> hooks_;
   CommitObserver observer_;  // read by the syncer; set under write_mu_ with the pipeline drained
-  std::unordered_map<std::string, uint64_t> stream_cache_;  // stream versions as staged
-  // Event ids staged but perhaps not written yet (RocksDB cannot answer for them), in seq
-  // order; pruned once the sync thread has written past them.
-  std::unordered_map<Id128, uint64_t, Id128Hash> inflight_ids_;
-  std::deque<std::pair<uint64_t, Id128>> inflight_order_;
+  // Stream versions as staged: filled from the `streams` head rows on first use and moved by
+  // the writer as it stages. Each group is written into RocksDB before the next is staged, so
+  // RocksDB answers for every earlier group's event ids and this cache never holds a version
+  // RocksDB would not also give once the write lands. Cleared when a group fails.
+  struct StreamEntry {
+    uint64_t version = 0;
+    uint64_t group = 0;  // the last group that wrote the stream (its head row is due)
+  };
+  struct StreamNameHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view name) const { return std::hash<std::string_view>{}(name); }
+  };
+  using StreamCache = std::unordered_map<std::string, StreamEntry, StreamNameHash, std::equal_to<>>;
+  Result<StreamCache::value_type*> CachedStream(std::string_view stream);
+  StreamCache stream_cache_;
+  uint64_t group_number_ = 0;  // numbers the groups the writer stages, from 1
   LogHead staged_head_;  // the last record staged, maybe not written or durable
   int64_t last_timestamp_ns_ = 0;
-  std::atomic<uint64_t> written_seq_{0};  // the last seq written into RocksDB
 
   // Groups written and waiting for the syncer; `closed` once the writer has ended.
   struct GroupQueue {

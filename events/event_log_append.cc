@@ -180,33 +180,49 @@ bool EventLog::GroupQueue::TakeAll(std::vector<std::unique_ptr<StagedGroup>>& ou
   return true;
 }
 
-Result<uint64_t> EventLog::CurrentVersion(std::string_view stream, GroupState& group) {
-  std::string key(stream);
-  if (auto it = group.versions.find(key); it != group.versions.end()) return it->second;
-  if (auto it = stream_cache_.find(key); it != stream_cache_.end()) return it->second;
+Result<EventLog::StreamCache::value_type*> EventLog::CachedStream(std::string_view stream) {
+  if (auto it = stream_cache_.find(stream); it != stream_cache_.end()) return &*it;
   SL_ASSIGN_OR_RETURN(uint64_t version, StoredStreamVersion(stream));
-  stream_cache_.emplace(std::move(key), version);
-  return version;
+  return &*stream_cache_.emplace(std::string(stream), StreamEntry{version, 0}).first;
 }
 
 Status EventLog::Validate(Pending& pending, GroupState& group) {
   const AppendBatch& batch = pending.batch;
-  // Idempotency: a batch whose event ids are all recorded is answered with their seqs.
-  std::vector<uint64_t> seqs;
-  size_t known = 0;
-  for (const auto& event : batch.events) {
-    std::optional<uint64_t> seq;
-    if (auto it = group.ids.find(event.event_id); it != group.ids.end()) {
-      seq = it->second;
-    } else if (auto in = inflight_ids_.find(event.event_id); in != inflight_ids_.end()) {
-      seq = in->second;
-    } else {
-      SL_ASSIGN_OR_RETURN(seq, StoredEventSeq(event.event_id));
+  // Idempotency: a batch whose event ids are all recorded is answered with their seqs. The
+  // group's earlier appends are not in RocksDB yet; every earlier group is.
+  const size_t n = batch.events.size();
+  std::vector<uint64_t> seqs(n, 0);
+  std::vector<rocksdb::Slice> keys;
+  std::vector<size_t> asked;  // index in the batch of each key
+  keys.reserve(n);
+  asked.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    const Id128& id = batch.events[i].event_id;
+    if (!group.ids.empty()) {
+      if (auto it = group.ids.find(id); it != group.ids.end()) {
+        seqs[i] = it->second;
+        continue;
+      }
     }
-    if (seq) ++known;
-    seqs.push_back(seq.value_or(0));
+    keys.emplace_back(reinterpret_cast<const char*>(id.data()), id.size());
+    asked.push_back(i);
   }
-  if (known == batch.events.size()) {
+  if (!keys.empty()) {
+    // One MultiGet for the whole batch: the filter and memtable probes go together.
+    std::vector<rocksdb::PinnableSlice> values(keys.size());
+    std::vector<rocksdb::Status> statuses(keys.size());
+    db_->MultiGet(rocksdb::ReadOptions(), ids_cf_, keys.size(), keys.data(), values.data(),
+                  statuses.data());
+    for (size_t k = 0; k < keys.size(); ++k) {
+      if (statuses[k].IsNotFound()) continue;
+      if (!statuses[k].ok()) return FromRocks(statuses[k], "reading event id");
+      if (values[k].size() != 8) return Status(ErrorCode::kCorruption, "malformed event id entry");
+      seqs[asked[k]] = ReadBigEndian64(values[k].ToStringView());
+    }
+  }
+  const size_t known =
+      static_cast<size_t>(std::count_if(seqs.begin(), seqs.end(), [](uint64_t s) { return s != 0; }));
+  if (known == n) {
     AppendResult result;
     result.replayed = true;
     result.first_seq = *std::min_element(seqs.begin(), seqs.end());
@@ -217,12 +233,13 @@ Status EventLog::Validate(Pending& pending, GroupState& group) {
     return Status::Ok();
   }
   if (known > 0) {
-    return BadBatch(std::to_string(known) + " of the " + std::to_string(batch.events.size()) +
+    return BadBatch(std::to_string(known) + " of the " + std::to_string(n) +
                     " event ids of this append are already recorded; an append is repeated "
                     "whole or not at all");
   }
   for (const auto& expectation : batch.expectations) {
-    SL_ASSIGN_OR_RETURN(uint64_t actual, CurrentVersion(expectation.stream, group));
+    SL_ASSIGN_OR_RETURN(StreamCache::value_type* entry, CachedStream(expectation.stream));
+    const uint64_t actual = entry->second.version;
     if (!expectation.expected.Holds(actual)) {
       return Status(ErrorCode::kWrongExpectedVersion,
                     "stream " + expectation.stream + ": expected version " +
@@ -248,13 +265,18 @@ void EventLog::Stage(Pending& pending, GroupState& group, rocksdb::WriteBatch& b
     PreparedRecord& prepared = pending.prepared[i];
     // Streams written without an expectation are looked up here. A lookup failure is the
     // storage's, not the batch's: it fails the group.
-    auto current = CurrentVersion(event.stream, group);
-    if (!current.ok()) {
-      group_error = current.status();
+    auto cached = CachedStream(event.stream);
+    if (!cached.ok()) {
+      group_error = cached.status();
       return;
     }
+    StreamEntry& stream = (*cached)->second;
+    if (stream.group != group.number) {
+      stream.group = group.number;
+      group.streams.push_back(*cached);
+    }
     const uint64_t seq = ++group.seq;
-    const uint64_t version = *current + 1;
+    const uint64_t version = ++stream.version;
     PlaceRecord(prepared, seq, version, group.timestamp_ns, group.hash);
     const Hash256 hash = RecordHash(group.hash, prepared.bytes, prepared.hash_offset);
     std::memcpy(prepared.bytes.data() + prepared.hash_offset, hash.data(), hash.size());
@@ -280,8 +302,6 @@ void EventLog::Stage(Pending& pending, GroupState& group, rocksdb::WriteBatch& b
       }
     }
     group.hash = hash;
-    group.versions[event.stream] = version;
-    group.ids.emplace(event.event_id, seq);
   }
   result.last_seq = group.seq;
   pending.result = std::move(result);
@@ -289,7 +309,17 @@ void EventLog::Stage(Pending& pending, GroupState& group, rocksdb::WriteBatch& b
 
 std::unique_ptr<EventLog::StagedGroup> EventLog::StageGroup(
     std::vector<std::unique_ptr<Pending>> pendings) {
-  auto staged = std::make_unique<StagedGroup>();
+  // The batch's buffer is sized up front: grown by doubling, a 200,000-event append (a
+  // shard-count change) copied its ~100 MB twice over and faulted in every fresh page.
+  size_t reserve = 64;
+  for (const auto& pending : pendings) {
+    for (size_t i = 0; i < pending->prepared.size(); ++i) {
+      const size_t stream = pending->batch.events[i].stream.size();
+      // record, stream row, id row, stream head row, and room for the projections' rows
+      reserve += pending->prepared[i].bytes.size() + 2 * stream + 160;
+    }
+  }
+  auto staged = std::make_unique<StagedGroup>(reserve);
   staged->pendings = std::move(pendings);
   staged->hooks = hooks_;
   staged->before = staged->after = staged_head_;
@@ -301,26 +331,19 @@ std::unique_ptr<EventLog::StagedGroup> EventLog::StageGroup(
       return staged;
     }
   }
-  // Ids the sync thread has written are in RocksDB now; keep only those still in flight.
-  const uint64_t written = written_seq_.load(std::memory_order_acquire);
-  while (!inflight_order_.empty() && inflight_order_.front().first <= written) {
-    inflight_ids_.erase(inflight_order_.front().second);
-    inflight_order_.pop_front();
-  }
-  // The stream cache starts over when it is full, but only when nothing is in flight: the
-  // versions of streams with records not yet written exist nowhere else.
-  if (stream_cache_.size() >= options_.stream_cache_limit && inflight_order_.empty()) {
-    stream_cache_.clear();
-  }
+  // The stream cache starts over when it is full.
+  if (stream_cache_.size() >= options_.stream_cache_limit) stream_cache_.clear();
 
   GroupState state;
+  state.number = ++group_number_;
   state.seq = staged_head_.seq;
   state.hash = staged_head_.hash;
   // One timestamp per group, never behind an earlier record's.
   // Never zero either: a placed record's position fields must be non-zero.
   state.timestamp_ns = std::max({options_.clock(), last_timestamp_ns_, int64_t{1}});
 
-  for (auto& pending : staged->pendings) {
+  for (size_t p = 0; p < staged->pendings.size(); ++p) {
+    auto& pending = staged->pendings[p];
     Status valid = Validate(*pending, state);
     if (!valid.ok()) {
       if (valid.code() == ErrorCode::kIoError || valid.code() == ErrorCode::kCorruption) {
@@ -335,10 +358,15 @@ std::unique_ptr<EventLog::StagedGroup> EventLog::StageGroup(
     Stage(*pending, state, staged->batch, staged->error);
     ++staged->appends;
     if (!staged->error.ok()) break;
+    if (p + 1 < staged->pendings.size()) {
+      uint64_t seq = pending->result->first_seq;
+      for (const auto& event : pending->batch.events) state.ids.emplace(event.event_id, seq++);
+    }
   }
 
   if (!staged->error.ok()) {
     for (FoldHook* hook : hooks_) hook->Discard(staged_head_.seq);
+    stream_cache_.clear();  // it holds versions of the discarded group
     return staged;
   }
   if (state.seq == staged_head_.seq) return staged;  // nothing to write
@@ -348,17 +376,10 @@ std::unique_ptr<EventLog::StagedGroup> EventLog::StageGroup(
   staged->batch.Put(meta_cf_, "head", head_value);
   // Each stream's head row once per group, at its last version: a row rewritten per event
   // piles up versions of one key in the memtable, and inserting among them gets slow.
-  for (const auto& [stream, version] : state.versions) {
-    staged->batch.Put(streams_cf_, StreamHeadKey(stream), BigEndian64(version));
+  for (const StreamCache::value_type* stream : state.streams) {
+    staged->batch.Put(streams_cf_, StreamHeadKey(stream->first), BigEndian64(stream->second.version));
   }
   for (FoldHook* hook : hooks_) hook->FinishBatch(staged->batch);
-  for (auto& [stream, version] : state.versions) stream_cache_[stream] = version;
-  for (auto& [id, seq] : state.ids) {
-    inflight_ids_.emplace(id, seq);
-    inflight_order_.emplace_back(seq, id);
-  }
-  std::sort(inflight_order_.end() - static_cast<std::ptrdiff_t>(state.ids.size()),
-            inflight_order_.end());
   last_timestamp_ns_ = state.timestamp_ns;
   staged_head_ = LogHead{state.seq, state.hash};
   staged->after = staged_head_;
@@ -390,7 +411,6 @@ void EventLog::CommitGroup(StagedGroup& group) {
     }
     return;
   }
-  written_seq_.store(group.after.seq, std::memory_order_release);
 }
 
 void EventLog::SyncAndComplete(std::vector<std::unique_ptr<StagedGroup>>& groups) {

@@ -2,10 +2,12 @@
 // Not part of the EventLog interface.
 #pragma once
 
+#include <rocksdb/status.h>
 #include <rocksdb/write_batch.h>
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -13,6 +15,12 @@
 #include "events/event_log.h"
 
 namespace shardledger {
+
+// A RocksDB failure as the log reports it: Corruption stays Corruption, the rest is IoError.
+inline Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  ErrorCode code = s.IsCorruption() ? ErrorCode::kCorruption : ErrorCode::kIoError;
+  return Status(code, std::string(what) + ": " + s.ToString());
+}
 
 // One caller's append on its way through the pipeline.
 struct EventLog::Pending {
@@ -28,9 +36,16 @@ struct EventLog::Pending {
 };
 
 // What the writer knows about the group it is building, beyond what is already staged.
+// Stream versions move in the log's stream cache itself (undone by clearing it when the
+// group fails).
 struct EventLog::GroupState {
-  std::unordered_map<std::string, uint64_t> versions;  // stream -> version after the group
-  std::unordered_map<Id128, uint64_t, Id128Hash> ids;  // event id -> seq, new in the group
+  uint64_t number = 0;  // this group's number (StreamEntry::group)
+  // Streams the group wrote, each once: their head rows are written at the end.
+  std::vector<StreamCache::value_type*> streams;
+  // Event ids of the group's earlier appends: RocksDB cannot answer for them yet. Filled only
+  // when another append follows in the group (an append's own ids are distinct, checked on
+  // the caller's thread).
+  std::unordered_map<Id128, uint64_t, Id128Hash> ids;
   uint64_t seq = 0;                                    // last seq assigned
   Hash256 hash{};                                      // hash of that record
   int64_t timestamp_ns = 0;
@@ -39,6 +54,8 @@ struct EventLog::GroupState {
 // A group on its way from the writer to the sync thread: its records encoded, chained and
 // folded into `batch`, which the sync thread writes.
 struct EventLog::StagedGroup {
+  explicit StagedGroup(size_t reserved_bytes) : batch(reserved_bytes) {}
+
   std::vector<std::unique_ptr<Pending>> pendings;
   std::vector<FoldHook*> hooks;  // the hooks that folded it
   rocksdb::WriteBatch batch;

@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace shardledger {
@@ -11,6 +12,19 @@ Id128 RandomId128() {
   // RAND_bytes fails only when the OS entropy source is unusable; no id is safe then.
   if (RAND_bytes(id.data(), static_cast<int>(id.size())) != 1) std::abort();
   return id;
+}
+
+void FillRandomId128s(Id128* ids, size_t count) {
+  static_assert(sizeof(Id128) == 16, "ids are packed back to back");
+  constexpr size_t kPerCall = size_t{1} << 20;  // RAND_bytes takes an int length
+  auto* bytes = reinterpret_cast<uint8_t*>(ids);
+  for (size_t done = 0; done < count;) {
+    const size_t n = std::min(count - done, kPerCall / sizeof(Id128));
+    if (RAND_bytes(bytes + done * sizeof(Id128), static_cast<int>(n * sizeof(Id128))) != 1) {
+      std::abort();
+    }
+    done += n;
+  }
 }
 
 std::string ToHex(const uint8_t* data, size_t size) {
