@@ -7,11 +7,12 @@ namespace shardledger {
 namespace {
 constexpr int kMaxAttempts = 8;
 
-// Fresh event ids for every event of a decision, drawn from the CSPRNG in one call.
-void MintEventIds(std::vector<NewEvent>& events) {
-  std::vector<Id128> ids(events.size());
+// Fresh event ids for every event of the batch, drawn from the CSPRNG in one call.
+void MintEventIds(AppendBatch& batch) {
+  std::vector<Id128> ids(batch.events.size());
   FillRandomId128s(ids.data(), ids.size());
-  for (size_t i = 0; i < events.size(); ++i) events[i].event_id = ids[i];
+  for (size_t i = 0; i < ids.size(); ++i) batch.events[i].event_id = ids[i];
+  batch.ids_minted = true;
 }
 }
 
@@ -62,10 +63,10 @@ Result<CommandResult> Ledger::RunRouting(const Decide& decide, std::optional<int
     batch.expectations.push_back(
         {kRoutingStream, routing_version == 0 ? ExpectedVersion::NoStream()
                                               : ExpectedVersion::Exact(routing_version)});
-    MintEventIds(decision.events);
-    result.events.reserve(decision.events.size());
-    for (const auto& event : decision.events) result.events.push_back(event.payload);
     batch.events = std::move(decision.events);
+    MintEventIds(batch);
+    result.events.reserve(batch.events.size());
+    for (const auto& event : batch.events) result.events.push_back(event.payload);
     auto appended = log_->Append(std::move(batch));
     if (!appended.ok() && appended.status().code() == ErrorCode::kWrongExpectedVersion) {
       ++routing_retries_;
@@ -130,9 +131,9 @@ Result<JobCommandResult> Ledger::RunJob(const DecideJob& decide, std::optional<i
       AppendBatch batch;
       batch.correlation_id = RandomId128();
       batch.expectations = std::move(decision.expectations);
-      MintEventIds(decision.events);
-      for (const auto& event : decision.events) result.events.push_back(event.payload);
       batch.events = std::move(decision.events);
+      MintEventIds(batch);
+      for (const auto& event : batch.events) result.events.push_back(event.payload);
       auto appended = log_->Append(std::move(batch));
       if (!appended.ok() && appended.status().code() == ErrorCode::kWrongExpectedVersion) {
         ++job_retries_;

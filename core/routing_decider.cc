@@ -4,6 +4,7 @@
 #include <unordered_set>
 
 #include "core/assignment.h"
+#include "events/parallel.h"
 
 namespace shardledger {
 
@@ -87,17 +88,48 @@ RoutingDecision RoutingDecider::StartTransition(const ShardMapState& state, uint
                                                  routable}));
   // A workflow routes now to route.shard (a new transition leaves unconfirmed moves on
   // their old shard); it moves when its shard under the new routable set differs.
-  std::vector<std::pair<std::string, std::pair<uint32_t, uint32_t>>> moves;
-  state.ForEach([&](const std::string& id, const WorkflowRoute& route) {
-    const uint32_t target = AssignShard(id, routable);
-    if (target != route.shard) moves.push_back({id, {route.shard, target}});
+  // Over a million workflows this is the costly part of a shard-count change, so the walk,
+  // the sort and the building of events are split over the cores. The events come out in
+  // workflow id order whatever the split: the decision does not depend on the map's hash
+  // order or on the machine.
+  struct Move {
+    uint64_t key;           // the id's first 8 bytes, big-endian, zero-padded: most
+                            // comparisons end here, without reading the string
+    const std::string* id;  // the map's own string, stable while the state is read
+    uint32_t from;
+    uint32_t to;
+    bool operator<(const Move& other) const {
+      return key != other.key ? key < other.key : *id < *other.id;
+    }
+  };
+  const size_t parts = PartsFor(state.size());
+  std::vector<std::vector<Move>> found(parts);
+  RunParts(parts, [&](size_t part) {
+    state.ForEachInShare(part, parts, [&](const std::string& id, const WorkflowRoute& route) {
+      const uint32_t target = AssignShard(id, routable);
+      if (target == route.shard) return;
+      uint64_t key = 0;
+      for (size_t i = 0; i < 8; ++i) key = (key << 8) | (i < id.size() ? static_cast<uint8_t>(id[i]) : 0);
+      found[part].push_back(Move{key, &id, route.shard, target});
+    });
+    std::sort(found[part].begin(), found[part].end());
   });
-  std::sort(moves.begin(), moves.end());
-  decision.events.reserve(moves.size() + 2);
-  for (auto& [id, shards] : moves) {
-    decision.events.push_back(
-        On(WorkflowStream(id), WorkflowMoving{id, shards.first, shards.second, epoch}));
+  std::vector<Move> moves = std::move(found[0]);
+  for (size_t part = 1; part < parts; ++part) {
+    const auto middle = static_cast<std::ptrdiff_t>(moves.size());
+    moves.insert(moves.end(), found[part].begin(), found[part].end());
+    std::inplace_merge(moves.begin(), moves.begin() + middle, moves.end());
   }
+  decision.events.resize(1 + moves.size());
+  const size_t build_parts = PartsFor(moves.size());
+  RunParts(build_parts, [&](size_t part) {
+    const size_t end = moves.size() * (part + 1) / build_parts;
+    for (size_t i = moves.size() * part / build_parts; i < end; ++i) {
+      const Move& move = moves[i];
+      decision.events[1 + i] =
+          On(WorkflowStream(*move.id), WorkflowMoving{*move.id, move.from, move.to, epoch});
+    }
+  });
   if (moves.empty()) {
     decision.events.push_back(
         On(kRoutingStream, TransitionCompleted{epoch + 1, target_count, false}));

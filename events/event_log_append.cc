@@ -9,6 +9,7 @@
 #include "events/event_log.h"
 #include "events/event_log_internal.h"
 #include "events/keys.h"
+#include "events/parallel.h"
 
 namespace shardledger {
 
@@ -89,20 +90,29 @@ void EventLog::AppendAsync(AppendBatch batch, AppendCallback done) {
   pending->done = std::move(done);
   // Encoding is the costly part of a record and needs nothing the writer owns: do it here,
   // on the caller's thread, and leave the writer only the position fields to patch.
+  // A large batch (a shard-count change) is encoded on all cores.
   {
-    Record record;
-    record.actor = pending->batch.actor;
-    record.correlation_id = pending->batch.correlation_id;
-    record.causation_id = pending->batch.causation_id;
-    pending->prepared.reserve(pending->batch.events.size());
-    for (auto& event : pending->batch.events) {
-      record.stream = event.stream;
-      record.event_id = event.event_id;
-      pending->kinds.emplace_back(TypeOf(event.payload), JobTypeOf(event.payload));
-      record.payload = std::move(event.payload);
-      pending->prepared.push_back(PrepareRecord(record));
-      event.payload = std::move(record.payload);
-    }
+    auto& events = pending->batch.events;
+    const size_t n = events.size();
+    pending->prepared.resize(n);
+    pending->kinds.resize(n);
+    const size_t parts = PartsFor(n, 20'000);
+    RunParts(parts, [&](size_t part) {
+      Record record;
+      record.actor = pending->batch.actor;
+      record.correlation_id = pending->batch.correlation_id;
+      record.causation_id = pending->batch.causation_id;
+      const size_t end = n * (part + 1) / parts;
+      for (size_t i = n * part / parts; i < end; ++i) {
+        NewEvent& event = events[i];
+        record.stream = event.stream;
+        record.event_id = event.event_id;
+        pending->kinds[i] = {TypeOf(event.payload), JobTypeOf(event.payload)};
+        record.payload = std::move(event.payload);
+        pending->prepared[i] = PrepareRecord(record);
+        event.payload = std::move(record.payload);
+      }
+    });
   }
   {
     std::unique_lock lock(queue_mu_);
@@ -196,7 +206,7 @@ Status EventLog::Validate(Pending& pending, GroupState& group) {
   std::vector<size_t> asked;  // index in the batch of each key
   keys.reserve(n);
   asked.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = 0; i < n && !batch.ids_minted; ++i) {
     const Id128& id = batch.events[i].event_id;
     if (!group.ids.empty()) {
       if (auto it = group.ids.find(id); it != group.ids.end()) {

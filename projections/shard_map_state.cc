@@ -37,27 +37,27 @@ void ShardMapState::EnterPhase(RoutingPhase phase, uint32_t from, uint32_t to,
 // when the transition completes, go to their new one. Transition data is dropped.
 void ShardMapState::ClearMoves(uint64_t seq, ShardMapTouched* touched,
                                bool move_unconfirmed_to_new) {
-  for (const std::string& id : in_move_) {
-    auto it = workflows_.find(id);
-    if (it == workflows_.end()) continue;
-    WorkflowRoute& route = it->second;
-    if (move_unconfirmed_to_new && !route.confirmed) SetShard(id, route, route.new_shard);
-    route.in_transition = false;
-    route.old_shard = route.new_shard = 0;
-    route.move_epoch = 0;
-    route.confirmed = false;
-    route.changed_at = seq;
-    if (touched) touched->workflows.insert(id);
+  if (carrying_ > 0) {
+    for (auto& [id, route] : workflows_) {
+      if (!route.in_transition) continue;
+      if (move_unconfirmed_to_new && !route.confirmed) SetShard(id, route, route.new_shard);
+      route.in_transition = false;
+      route.old_shard = route.new_shard = 0;
+      route.move_epoch = 0;
+      route.confirmed = false;
+      route.changed_at = seq;
+      if (touched) touched->workflows.push_back(id);
+    }
+    status_.map_version = seq;
   }
-  if (!in_move_.empty()) status_.map_version = seq;
-  in_move_.clear();
+  carrying_ = 0;
   status_.moving = 0;
 }
 
 void ShardMapState::Apply(const Record& record, ShardMapTouched* touched) {
   const uint64_t seq = record.seq;
   auto mark = [&](const std::string& id) {
-    if (touched) touched->workflows.insert(id);
+    if (touched) touched->workflows.push_back(id);
   };
   std::visit(
       [&](const auto& e) {
@@ -82,7 +82,7 @@ void ShardMapState::Apply(const Record& record, ShardMapTouched* touched) {
           if (it->second.in_transition && !it->second.confirmed && status_.moving > 0) {
             --status_.moving;
           }
-          in_move_.erase(e.workflow_id);
+          if (it->second.in_transition) --carrying_;
           workflows_.erase(it);
           removed_[e.workflow_id] = seq;
           if (touched) touched->tombstones.insert(e.workflow_id);
@@ -97,6 +97,7 @@ void ShardMapState::Apply(const Record& record, ShardMapTouched* touched) {
           if (it == workflows_.end()) return;
           WorkflowRoute& route = it->second;
           if (!route.in_transition || route.confirmed) ++status_.moving;
+          if (!route.in_transition) ++carrying_;
           SetShard(e.workflow_id, route, e.old_shard);
           route.in_transition = true;
           route.old_shard = e.old_shard;
@@ -104,7 +105,6 @@ void ShardMapState::Apply(const Record& record, ShardMapTouched* touched) {
           route.move_epoch = e.epoch;
           route.confirmed = false;
           route.changed_at = seq;
-          in_move_.insert(e.workflow_id);
           status_.map_version = seq;
           mark(e.workflow_id);
         } else if constexpr (std::is_same_v<E, ShardHealthChanged>) {
@@ -376,7 +376,7 @@ Status ShardMapState::LoadRow(std::string_view key, std::string_view value) {
     route.changed_at = r.U64();
     if (!r.done()) return bad();
     by_shard_[route.shard].insert(id);
-    if (route.in_transition) in_move_.insert(id);
+    if (route.in_transition) ++carrying_;
     workflows_[std::move(id)] = route;
   } else if (key.starts_with("t/")) {
     removed_[std::string(key.substr(2))] = r.U64();

@@ -90,7 +90,9 @@ struct WorkflowShardMapping {
 
 // What one Apply changed, for the projection's persisted rows.
 struct ShardMapTouched {
-  std::set<std::string> workflows;   // rows to rewrite (or delete, when no longer mapped)
+  // Rows to rewrite (or delete, when no longer mapped). A vector, not a set: most records
+  // touch one workflow; an id listed twice is written twice with the same row.
+  std::vector<std::string> workflows;
   std::set<std::string> tombstones;  // tombstone rows written or cleared
   std::set<uint32_t> reports;
 };
@@ -114,6 +116,16 @@ class ShardMapState {
   const WorkflowRoute* Find(std::string_view workflow_id) const;
   size_t size() const { return workflows_.size(); }
   void ForEach(const std::function<void(const std::string&, const WorkflowRoute&)>& visit) const;
+  // Calls visit(id, route) for the workflows in share `part` of `parts` (by hash bucket): the
+  // shares together visit each workflow once, so threads can split a walk of the map.
+  template <typename F>
+  void ForEachInShare(size_t part, size_t parts, F&& visit) const {
+    const size_t buckets = workflows_.bucket_count();
+    const size_t end = buckets * (part + 1) / parts;
+    for (size_t b = buckets * part / parts; b < end; ++b) {
+      for (auto it = workflows_.begin(b); it != workflows_.end(b); ++it) visit(it->first, it->second);
+    }
+  }
   // The healthy shards below the target count: where workflows go now.
   std::vector<uint32_t> TargetRoutable() const;
   // Ids routed to `shard`, ascending, after `after` (exclusive), at most `limit`.
@@ -160,7 +172,10 @@ class ShardMapState {
   };
   std::unordered_map<std::string, WorkflowRoute, IdHash, std::equal_to<>> workflows_;
   std::map<uint32_t, std::set<std::string>> by_shard_;
-  std::unordered_set<std::string> in_move_;  // workflows carrying transition data
+  // Workflows carrying transition data (in_transition). ClearMoves walks the map only when
+  // there are any: keeping their ids in a set cost two hash inserts per moving workflow on
+  // every shard-count change, against one walk when the transition ends.
+  uint64_t carrying_ = 0;
   std::map<std::string, uint64_t> removed_;  // id -> seq it was removed at
   std::map<uint32_t, ShardReport> reports_;
 };

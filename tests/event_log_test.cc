@@ -149,6 +149,29 @@ TEST(EventLog, RepeatInTheSameGroupIsRecognised) {
   EXPECT_EQ(log->Head().seq, 1u);
 }
 
+TEST(EventLog, MintedIdsAreRecordedAndAnsweredForLikeAnyOther) {
+  TempDir dir;
+  auto log = OpenLog(dir.path());
+  AppendBatch minted;
+  for (int i = 0; i < 3; ++i) minted.events.push_back(Assigned("s", "w" + std::to_string(i), 1));
+  std::vector<Id128> ids(3);
+  FillRandomId128s(ids.data(), ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) minted.events[i].event_id = ids[i];
+  EXPECT_NE(ids[0], ids[1]);
+  minted.ids_minted = true;
+  AppendBatch retry = minted;
+  retry.ids_minted = false;  // a client repeating them: the log looks them up
+  auto first = log->Append(std::move(minted));
+  ASSERT_OK(first);
+  EXPECT_EQ(first->first_seq, 1u);
+  for (size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(*log->FindEventId(ids[i]), i + 1);
+  auto again = log->Append(std::move(retry));
+  ASSERT_OK(again);
+  EXPECT_TRUE(again->replayed);
+  EXPECT_EQ(again->seqs, (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_EQ(log->Head().seq, 3u);
+}
+
 TEST(EventLog, BatchMixingRecordedAndNewIdsIsRejected) {
   TempDir dir;
   auto log = OpenLog(dir.path());
@@ -567,6 +590,13 @@ TEST(EventLog, HookFailureWritesNothingAndDiscardsTheStage) {
   ASSERT_OK(log->Append(OneEvent("s")));
   EXPECT_EQ(counter.count(), 2u);
   EXPECT_EQ(log->Head().seq, 2u);
+  // The failed group's stream version went with it: the stream is at 2, gap-free.
+  EXPECT_EQ(*log->StreamVersion("s"), 2u);
+  auto stream = log->ReadStream("s");
+  ASSERT_OK(stream);
+  ASSERT_EQ(stream->size(), 2u);
+  EXPECT_EQ((*stream)[0].stream_version, 1u);
+  EXPECT_EQ((*stream)[1].stream_version, 2u);
   log->RemoveHook(&counter);
 }
 

@@ -482,5 +482,50 @@ TEST_F(Routing, PagingAndCountsAndChangesSince) {
   EXPECT_EQ(removed, std::vector<std::string>{"wf-5"});
 }
 
+// The decider splits a large shard-count change over threads (walk, sort, build): the events
+// must be exactly the changed workflows, in id order, whatever the split.
+TEST(RoutingDecider, LargeShardCountChangeIsTheChangedWorkflowsInIdOrder) {
+  ShardMapState state;
+  uint64_t seq = 0;
+  auto apply = [&](Event payload, const std::string& stream) {
+    Record record;
+    record.seq = ++seq;
+    record.stream = stream;
+    record.payload = std::move(payload);
+    state.Apply(record);
+  };
+  RoutingDecider decider;
+  const std::vector<uint32_t> four = RoutableShards(4, {});
+  const std::vector<uint32_t> five = RoutableShards(5, {});
+  auto grown = decider.SetShardCount(state, 4, "setup", false, 0);
+  ASSERT_OK(grown);
+  for (auto& event : grown->events) apply(event.payload, event.stream);  // no workflows: done at once
+  ASSERT_EQ(state.status().phase, RoutingPhase::kSteady);
+  ASSERT_EQ(state.status().target_count, 4u);
+
+  constexpr int kWorkflows = 150'000;  // enough for the decider to split the work
+  std::vector<std::string> expected;
+  for (int i = 0; i < kWorkflows; ++i) {
+    const std::string id = "wf-" + std::to_string(i * 7919 % kWorkflows);
+    apply(WorkflowAssigned{id, AssignShard(id, four), state.status().epoch}, "wf/" + id);
+    if (AssignShard(id, four) != AssignShard(id, five)) expected.push_back(id);
+  }
+  std::sort(expected.begin(), expected.end());
+
+  auto decision = decider.SetShardCount(state, 5, "scale up", false, 2'000 * kSecond);
+  ASSERT_OK(decision);
+  ASSERT_EQ(decision->events.size(), expected.size() + 1);
+  ASSERT_TRUE(std::holds_alternative<TransitionStarted>(decision->events[0].payload));
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const NewEvent& event = decision->events[i + 1];
+    const auto* moving = std::get_if<WorkflowMoving>(&event.payload);
+    ASSERT_NE(moving, nullptr) << "event " << i + 1;
+    ASSERT_EQ(moving->workflow_id, expected[i]) << "event " << i + 1;
+    ASSERT_EQ(event.stream, "wf/" + expected[i]);
+    ASSERT_EQ(moving->old_shard, AssignShard(expected[i], four));
+    ASSERT_EQ(moving->new_shard, 4u);
+  }
+}
+
 }  // namespace
 }  // namespace shardledger
