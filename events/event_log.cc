@@ -3,6 +3,7 @@
 
 #include "events/event_log_internal.h"
 
+#include <pthread.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/memtablerep.h>
 #include <rocksdb/slice_transform.h>
@@ -26,13 +27,18 @@ constexpr char kIdsCf[] = "ids";
 constexpr char kMetaCf[] = "meta";
 constexpr char kHeadKey[] = "head";
 
-// The stream part of a `streams` key: the key without its separator byte and 8-byte suffix
-// (see events/keys.h), so a stream's version rows and its head row share a prefix.
+// The stream part of a `streams` key with its separator byte: the key without its 8-byte
+// suffix (see events/keys.h). A stream's version rows share one prefix and its head row has
+// another, so in the hashed memtable they sit in two buckets: version rows arrive in order and
+// each lands right after the last (the skiplist's sequential fast path), where head rows
+// interleaved among them sent every insert down a search from the top. (Until 2026-11 the
+// prefix left the separator out; the name changed with it, so RocksDB ignores prefix filters
+// built by the old one.)
 class StreamOfKey : public rocksdb::SliceTransform {
  public:
-  const char* Name() const override { return "shardledger.StreamOfKey"; }
+  const char* Name() const override { return "shardledger.StreamOfKey.2"; }
   rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
-    return rocksdb::Slice(key.data(), key.size() - 9);
+    return rocksdb::Slice(key.data(), key.size() - 8);
   }
   bool InDomain(const rocksdb::Slice& key) const override { return key.size() > 9; }
 };
@@ -107,8 +113,21 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const std::string& dir, EventLo
   std::unique_ptr<EventLog> log(new EventLog(dir, std::move(options)));
   SL_RETURN_IF_ERROR(log->OpenDb());
   SL_RETURN_IF_ERROR(log->RecoverHead());
-  log->writer_ = std::thread([raw = log.get()] { raw->WriterLoop(); });
-  log->syncer_ = std::thread([raw = log.get()] { raw->SyncLoop(); });
+  // Named threads, so `top -H` and profilers tell the pipeline's stages apart.
+  log->writer_ = std::thread([raw = log.get()] {
+    pthread_setname_np(pthread_self(), "sl-log-writer");
+    raw->WriterLoop();
+  });
+  log->syncer_ = std::thread([raw = log.get()] {
+    pthread_setname_np(pthread_self(), "sl-log-sync");
+    raw->SyncLoop();
+  });
+  if (log->options_.durability == Durability::kDurable) {
+    log->completer_ = std::thread([raw = log.get()] {
+      pthread_setname_np(pthread_self(), "sl-log-ack");
+      raw->CompleteLoop();
+    });
+  }
   return log;
 }
 
@@ -210,9 +229,11 @@ EventLog::~EventLog() {
     stopping_ = true;
   }
   queue_cv_.notify_all();
-  // The writer drains its queue and then closes the syncer's, which drains in turn.
+  // The writer drains its queue and then closes the syncer's, which drains in turn and
+  // closes the completer's.
   if (writer_.joinable()) writer_.join();
   if (syncer_.joinable()) syncer_.join();
+  if (completer_.joinable()) completer_.join();
   if (db_) {
     for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
     db_->Close().PermitUncheckedError();  // nothing left to report to: every append is acked

@@ -1,5 +1,6 @@
-// EventLog: the append path — the caller queue, the writer (validate, stage, write) and the
-// sync thread (fsync, advance the head, publish, acknowledge).
+// EventLog: the append path — the caller queue, the writer (validate, stage, write), the
+// sync thread (fsync) and the completer (advance the head, publish, acknowledge; in buffered
+// mode the sync thread does this itself).
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -398,8 +399,25 @@ std::unique_ptr<EventLog::StagedGroup> EventLog::StageGroup(
 
 void EventLog::SyncLoop() {
   std::vector<std::unique_ptr<StagedGroup>> groups;
+  const bool durable = options_.durability == Durability::kDurable;
   while (sync_queue_.TakeAll(groups)) {
-    SyncAndComplete(groups);
+    Sync(groups);
+    if (durable) {
+      // The completer answers the callers while this thread starts the next fsync: each
+      // fsync covers what was written during the last one, with no callbacks in between.
+      for (auto& group : groups) complete_queue_.Push(std::move(group));
+    } else {
+      Complete(groups);
+    }
+    groups.clear();
+  }
+  complete_queue_.Close();
+}
+
+void EventLog::CompleteLoop() {
+  std::vector<std::unique_ptr<StagedGroup>> groups;
+  while (complete_queue_.TakeAll(groups)) {
+    Complete(groups);
     groups.clear();
   }
 }
@@ -423,7 +441,7 @@ void EventLog::CommitGroup(StagedGroup& group) {
   }
 }
 
-void EventLog::SyncAndComplete(std::vector<std::unique_ptr<StagedGroup>>& groups) {
+void EventLog::Sync(std::vector<std::unique_ptr<StagedGroup>>& groups) {
   // One fsync makes every group written so far durable.
   const bool wrote = std::any_of(groups.begin(), groups.end(), [](const auto& g) {
     return g->error.ok() && g->has_records();
@@ -453,9 +471,13 @@ void EventLog::SyncAndComplete(std::vector<std::unique_ptr<StagedGroup>>& groups
     std::lock_guard lock(failed_mu_);
     failed = failed_;
   }
+  for (auto& group : groups) group->failed = failed;
+}
+
+void EventLog::Complete(std::vector<std::unique_ptr<StagedGroup>>& groups) {
   for (auto& staged : groups) {
     StagedGroup& group = *staged;
-    Status error = !group.error.ok() ? group.error : failed;
+    Status error = !group.error.ok() ? group.error : group.failed;
     if (error.ok() && group.has_records()) {
       {
         std::lock_guard lock(head_mu_);

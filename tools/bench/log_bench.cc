@@ -180,7 +180,10 @@ int RunAppendBench(const Settings& settings) {
     double raw = 0, ours = 0;
     for (int i = 0; i < kSlices; ++i) {
       // Baselines: durable — sync=true WriteBatches of 64 records; buffered — sync=false puts.
-      raw += RawWrites(ScratchDir(settings, "raw"), record_size, durable ? 64 : 1, durable, slice);
+      const double raw_slice =
+          RawWrites(ScratchDir(settings, "raw"), record_size, durable ? 64 : 1, durable, slice);
+      fmt::print(stderr, "  raw baseline: {:.0f} records/s\n", raw_slice);
+      raw += raw_slice;
       const std::string dir = ScratchDir(settings, run.figure);
       ours += run.threads ? ThreadedAppends(dir, run.durability, run.writers, slice)
                           : ClientAppends(dir, run.durability, run.writers, slice);
