@@ -218,6 +218,7 @@ Status EventLog::RecoverHead() {
                                               ToHex(last->hash));
   }
   head_ = stored;
+  answered_seq_ = stored.seq;
   staged_head_ = stored;
   last_timestamp_ns_ = last->timestamp_ns;
   return Status::Ok();

@@ -188,7 +188,11 @@ class EventLog {
   std::unique_ptr<StagedGroup> StageGroup(std::vector<std::unique_ptr<Pending>> group);
   void CommitGroup(StagedGroup& group);
   void Sync(std::vector<std::unique_ptr<StagedGroup>>& groups);
-  void Complete(std::vector<std::unique_ptr<StagedGroup>>& groups);
+  // Moves the head past a durable group, publishes it to the hooks and the observer (or
+  // discards it from the hooks when it failed); then Answer calls back its appends.
+  void Advance(StagedGroup& group);
+  void Answer(std::vector<std::unique_ptr<StagedGroup>>& groups);
+  Status FailedStatus() const;
   static std::vector<CommittedRecord> CommittedRecordsOf(StagedGroup& group);
   // Waits until every staged group is durable and acknowledged. Caller holds write_mu_.
   void DrainPipeline();
@@ -260,9 +264,10 @@ class EventLog {
   mutable std::mutex failed_mu_;
   Status failed_;
 
-  mutable std::mutex head_mu_;  // guards the three below
+  mutable std::mutex head_mu_;  // guards the four below
   std::condition_variable head_cv_;
   LogHead head_;                // the durable head
+  uint64_t answered_seq_ = 0;   // every append through this seq has been called back
   LogStats stats_;
 
   std::thread writer_;

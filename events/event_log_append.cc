@@ -162,6 +162,13 @@ void EventLog::WriterLoop() {
     }
     group.clear();
     CommitGroup(*staged);
+    if (options_.durability == Durability::kBuffered) {
+      // Written is as far as a buffered group goes: the writer publishes it at once (one
+      // thread hand-off fewer between a record and its subscribers) and leaves the callbacks
+      // to the sync thread.
+      staged->failed = FailedStatus();
+      Advance(*staged);
+    }
     sync_queue_.Push(std::move(staged));
   }
   sync_queue_.Close();
@@ -401,13 +408,13 @@ void EventLog::SyncLoop() {
   std::vector<std::unique_ptr<StagedGroup>> groups;
   const bool durable = options_.durability == Durability::kDurable;
   while (sync_queue_.TakeAll(groups)) {
-    Sync(groups);
     if (durable) {
+      Sync(groups);
       // The completer answers the callers while this thread starts the next fsync: each
       // fsync covers what was written during the last one, with no callbacks in between.
       for (auto& group : groups) complete_queue_.Push(std::move(group));
     } else {
-      Complete(groups);
+      Answer(groups);  // the writer has advanced the head past them already
     }
     groups.clear();
   }
@@ -417,7 +424,8 @@ void EventLog::SyncLoop() {
 void EventLog::CompleteLoop() {
   std::vector<std::unique_ptr<StagedGroup>> groups;
   while (complete_queue_.TakeAll(groups)) {
-    Complete(groups);
+    for (auto& group : groups) Advance(*group);
+    Answer(groups);
     groups.clear();
   }
 }
@@ -466,35 +474,45 @@ void EventLog::Sync(std::vector<std::unique_ptr<StagedGroup>>& groups) {
   }
   // After any write or sync error the head never moves again: later groups fail too, so no
   // projection publishes a change whose predecessor it discarded.
-  Status failed;
-  {
-    std::lock_guard lock(failed_mu_);
-    failed = failed_;
-  }
+  const Status failed = FailedStatus();
   for (auto& group : groups) group->failed = failed;
 }
 
-void EventLog::Complete(std::vector<std::unique_ptr<StagedGroup>>& groups) {
+Status EventLog::FailedStatus() const {
+  std::lock_guard lock(failed_mu_);
+  return failed_;
+}
+
+void EventLog::Advance(StagedGroup& group) {
+  group.outcome = !group.error.ok() ? group.error : group.failed;
+  if (group.outcome.ok() && group.has_records()) {
+    {
+      std::lock_guard lock(head_mu_);
+      head_ = group.after;
+      stats_.groups += 1;
+      stats_.appends += group.appends;
+      stats_.records += group.after.seq - group.before.seq;
+    }
+    for (FoldHook* hook : group.hooks) hook->Publish(group.after.seq);
+    if (observer_) observer_(CommittedRecordsOf(group));
+  } else if (!group.outcome.ok() && group.has_records()) {
+    for (FoldHook* hook : group.hooks) hook->Discard(Head().seq);
+  }
+}
+
+void EventLog::Answer(std::vector<std::unique_ptr<StagedGroup>>& groups) {
+  uint64_t answered = 0;
   for (auto& staged : groups) {
     StagedGroup& group = *staged;
-    Status error = !group.error.ok() ? group.error : group.failed;
-    if (error.ok() && group.has_records()) {
-      {
-        std::lock_guard lock(head_mu_);
-        head_ = group.after;
-        stats_.groups += 1;
-        stats_.appends += group.appends;
-        stats_.records += group.after.seq - group.before.seq;
-      }
-      for (FoldHook* hook : group.hooks) hook->Publish(group.after.seq);
-      if (observer_) observer_(CommittedRecordsOf(group));
-    } else if (!error.ok() && group.has_records()) {
-      for (FoldHook* hook : group.hooks) hook->Discard(Head().seq);
-    }
     for (auto& pending : group.pendings) {
-      if (!error.ok() && !pending->rejected) pending->result = error;
+      if (!group.outcome.ok() && !pending->rejected) pending->result = group.outcome;
       pending->done(std::move(pending->result));
     }
+    if (group.outcome.ok()) answered = std::max(answered, group.after.seq);
+  }
+  {
+    std::lock_guard lock(head_mu_);
+    answered_seq_ = std::max(answered_seq_, answered);
   }
   head_cv_.notify_all();
 }
@@ -522,7 +540,7 @@ void EventLog::SetCommitObserver(CommitObserver observer) {
 void EventLog::DrainPipeline() {
   std::unique_lock lock(head_mu_);
   head_cv_.wait(lock, [&] {
-    if (head_.seq == staged_head_.seq) return true;
+    if (answered_seq_ == staged_head_.seq) return true;
     std::lock_guard failed_lock(failed_mu_);
     return !failed_.ok();
   });

@@ -276,6 +276,10 @@ void PubSubLatency(const Settings& settings) {
   auto commit = samples(from_commit), append = samples(from_append), base = samples(raw);
   fmt::print(stderr, "  latency samples: ours {}, raw {} of {}\n", commit.size(), base.size(), count);
   const double raw_p50 = Percentile(base, 50), raw_p99 = Percentile(base, 99);
+  for (double pct : {90.0, 95.0, 98.0, 99.0, 99.5, 99.9}) {
+    fmt::print(stderr, "  p{}: ours {:.0f} us, raw {:.0f} us\n", pct, Percentile(commit, pct),
+               Percentile(base, pct));
+  }
   PrintFigure("pubsub_p50_latency", "us", Percentile(commit, 50), raw_p50);
   PrintFigure("pubsub_p99_latency", "us", Percentile(commit, 99), raw_p99);
   PrintFigure("append_to_apply_p50_latency", "us", Percentile(append, 50), raw_p50);
