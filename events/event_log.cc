@@ -122,12 +122,6 @@ Result<std::unique_ptr<EventLog>> EventLog::Open(const std::string& dir, EventLo
     pthread_setname_np(pthread_self(), "sl-log-sync");
     raw->SyncLoop();
   });
-  if (log->options_.durability == Durability::kDurable) {
-    log->completer_ = std::thread([raw = log.get()] {
-      pthread_setname_np(pthread_self(), "sl-log-ack");
-      raw->CompleteLoop();
-    });
-  }
   return log;
 }
 
@@ -230,11 +224,9 @@ EventLog::~EventLog() {
     stopping_ = true;
   }
   queue_cv_.notify_all();
-  // The writer drains its queue and then closes the syncer's, which drains in turn and
-  // closes the completer's.
+  // The writer drains its queue and then closes the syncer's, which drains in turn.
   if (writer_.joinable()) writer_.join();
   if (syncer_.joinable()) syncer_.join();
-  if (completer_.joinable()) completer_.join();
   if (db_) {
     for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
     db_->Close().PermitUncheckedError();  // nothing left to report to: every append is acked

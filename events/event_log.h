@@ -119,8 +119,8 @@ class EventLog {
   // refuses further appends with Unavailable until reopened), Unavailable (stopping).
   Result<AppendResult> Append(AppendBatch batch);
 
-  // The same without blocking: `done` runs exactly once, on the log's completion thread (the
-  // sync thread in buffered mode), when the records are durable or the append has failed. `done` must not block; it may call
+  // The same without blocking: `done` runs exactly once, on the log's sync thread, when the
+  // records are durable (buffered: written) or the append has failed. `done` must not block; it may call
   // AppendAsync (never Append).
   using AppendCallback = std::function<void(Result<AppendResult>)>;
   void AppendAsync(AppendBatch batch, AppendCallback done);
@@ -154,7 +154,7 @@ class EventLog {
   // Recomputes every hash in from..to (capped at the head) and reports the first bad seq.
   Result<ChainReport> VerifyChain(uint64_t from = 1, uint64_t to = UINT64_MAX) const;
 
-  // Called on the completion thread (the sync thread in buffered mode) with each group's
+  // Called on the sync thread (the writer thread in buffered mode) with each group's
   // records once they are durable, groups in seq order, before the group's callers are
   // answered. Must not block (hand the records to a thread of your own). Set it before the first append; nullptr removes it.
   using CommitObserver = std::function<void(std::vector<CommittedRecord>&&)>;
@@ -184,7 +184,6 @@ class EventLog {
   Status RecoverHead();
   void WriterLoop();
   void SyncLoop();
-  void CompleteLoop();
   std::unique_ptr<StagedGroup> StageGroup(std::vector<std::unique_ptr<Pending>> group);
   void CommitGroup(StagedGroup& group);
   void Sync(std::vector<std::unique_ptr<StagedGroup>>& groups);
@@ -256,9 +255,6 @@ class EventLog {
     bool TakeAll(std::vector<std::unique_ptr<StagedGroup>>& out);
   };
   GroupQueue sync_queue_;
-  // Groups made durable and waiting to be acknowledged (durable mode: the completer answers
-  // callers while the syncer already runs the next fsync).
-  GroupQueue complete_queue_;
 
   // A write or fsync error: the log refuses appends from then on. Guarded by failed_mu_.
   mutable std::mutex failed_mu_;
@@ -272,7 +268,6 @@ class EventLog {
 
   std::thread writer_;
   std::thread syncer_;
-  std::thread completer_;  // durable mode only
 };
 
 }  // namespace shardledger

@@ -12,15 +12,14 @@
 namespace shardledger {
 
 // The log's append path is a pipeline: the writer thread folds group k+1 while the sync
-// thread makes group k durable and the completion thread answers for group k-1. So a hook
-// sees:
+// thread makes group k durable. So a hook sees:
 //   - Fold(record, batch) on the writer thread, in seq order: add the projection's writes to
 //     `batch` and stage the change where later Folds can see it, but readers cannot;
 //   - FinishBatch(batch) on the writer thread, once after the last Fold into `batch`: a
 //     place for rows written once per batch rather than once per record;
-//   - Publish(through_seq) on the completion thread, in seq order: every record <= through_seq is
+//   - Publish(through_seq) on the sync thread (the writer in buffered mode), in seq order: every record <= through_seq is
 //     durable; make its staged changes visible;
-//   - Discard(after_seq) on the writer or the completion thread: records > after_seq were not written (or not
+//   - Discard(after_seq) on the writer or the sync thread: records > after_seq were not written (or not
 //     made durable); forget their staged changes.
 // Fold may run concurrently with Publish or Discard, so a hook guards its own state. A Fold
 // error fails every append of its group.
