@@ -120,8 +120,8 @@ class EventLog {
   Result<AppendResult> Append(AppendBatch batch);
 
   // The same without blocking: `done` runs exactly once, on the log's sync thread, when the
-  // records are durable (buffered: written) or the append has failed. `done` must not block; it may call
-  // AppendAsync (never Append).
+  // records are durable (buffered: written) or the append has failed. `done` must not block;
+  // it may call AppendAsync (never Append).
   using AppendCallback = std::function<void(Result<AppendResult>)>;
   void AppendAsync(AppendBatch batch, AppendCallback done);
 
@@ -156,7 +156,8 @@ class EventLog {
 
   // Called on the sync thread (the writer thread in buffered mode) with each group's
   // records once they are durable, groups in seq order, before the group's callers are
-  // answered. Must not block (hand the records to a thread of your own). Set it before the first append; nullptr removes it.
+  // answered. Must not block (hand the records to a thread of your own). Set it before the
+  // first append; nullptr removes it.
   using CommitObserver = std::function<void(std::vector<CommittedRecord>&&)>;
   void SetCommitObserver(CommitObserver observer);
 

@@ -17,10 +17,10 @@ namespace shardledger {
 //     `batch` and stage the change where later Folds can see it, but readers cannot;
 //   - FinishBatch(batch) on the writer thread, once after the last Fold into `batch`: a
 //     place for rows written once per batch rather than once per record;
-//   - Publish(through_seq) on the sync thread (the writer in buffered mode), in seq order: every record <= through_seq is
-//     durable; make its staged changes visible;
-//   - Discard(after_seq) on the writer or the sync thread: records > after_seq were not written (or not
-//     made durable); forget their staged changes.
+//   - Publish(through_seq) on the sync thread (the writer in buffered mode), in seq order:
+//     every record <= through_seq is durable; make its staged changes visible;
+//   - Discard(after_seq) on the writer or the sync thread: records > after_seq were not
+//     written (or not made durable); forget their staged changes.
 // Fold may run concurrently with Publish or Discard, so a hook guards its own state. A Fold
 // error fails every append of its group.
 class FoldHook {

@@ -4,8 +4,9 @@
 // The log hands each durable group to the publisher (its commit observer), which sends it
 // right there, on the log's sync thread (its writer thread when the log is buffered): a PUB
 // send only queues the message for ZeroMQ's I/O thread and never waits on the network, and
-// sending in place spares every record a thread hand-off. PUB drops what a slow subscriber cannot take (its high-water mark): subscribers
-// recover by replay. A thread of the publisher's own sends the heartbeat while idle.
+// sending in place spares every record a thread hand-off. PUB drops what a slow subscriber
+// cannot take (its high-water mark): subscribers recover by replay. A thread of the
+// publisher's own sends the heartbeat while idle.
 #pragma once
 
 #include <zmq.hpp>
