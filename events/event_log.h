@@ -187,10 +187,12 @@ class EventLog {
   void SyncLoop();
   std::unique_ptr<StagedGroup> StageGroup(std::vector<std::unique_ptr<Pending>> group);
   void CommitGroup(StagedGroup& group);
-  void Sync(std::vector<std::unique_ptr<StagedGroup>>& groups);
+  // One fsync for the groups written so far; returns the log's write/sync failure, if any.
+  Status Sync(const std::vector<std::unique_ptr<StagedGroup>>& groups);
   // Moves the head past a durable group, publishes it to the hooks and the observer (or
-  // discards it from the hooks when it failed); then Answer calls back its appends.
-  void Advance(StagedGroup& group);
+  // discards it from the hooks when it or the log (`failed`) failed); then Answer calls back
+  // its appends.
+  void Advance(StagedGroup& group, const Status& failed);
   void Answer(std::vector<std::unique_ptr<StagedGroup>>& groups);
   Status FailedStatus() const;
   static std::vector<CommittedRecord> CommittedRecordsOf(StagedGroup& group);

@@ -166,8 +166,7 @@ void EventLog::WriterLoop() {
       // Written is as far as a buffered group goes: the writer publishes it at once (one
       // thread hand-off fewer between a record and its subscribers) and leaves the callbacks
       // to the sync thread.
-      staged->failed = FailedStatus();
-      Advance(*staged);
+      Advance(*staged, FailedStatus());
     }
     sync_queue_.Push(std::move(staged));
   }
@@ -409,8 +408,8 @@ void EventLog::SyncLoop() {
   const bool durable = options_.durability == Durability::kDurable;
   while (sync_queue_.TakeAll(groups)) {
     if (durable) {
-      Sync(groups);
-      for (auto& group : groups) Advance(*group);
+      const Status failed = Sync(groups);
+      for (auto& group : groups) Advance(*group, failed);
     }  // buffered: the writer has advanced the head past them already
     // Answering here, not on a thread of its own: a completion thread measured slower (the
     // extra hand-off costs more than the callbacks it takes off this thread).
@@ -438,7 +437,7 @@ void EventLog::CommitGroup(StagedGroup& group) {
   }
 }
 
-void EventLog::Sync(std::vector<std::unique_ptr<StagedGroup>>& groups) {
+Status EventLog::Sync(const std::vector<std::unique_ptr<StagedGroup>>& groups) {
   // One fsync makes every group written so far durable.
   const bool wrote = std::any_of(groups.begin(), groups.end(), [](const auto& g) {
     return g->error.ok() && g->has_records();
@@ -463,8 +462,7 @@ void EventLog::Sync(std::vector<std::unique_ptr<StagedGroup>>& groups) {
   }
   // After any write or sync error the head never moves again: later groups fail too, so no
   // projection publishes a change whose predecessor it discarded.
-  const Status failed = FailedStatus();
-  for (auto& group : groups) group->failed = failed;
+  return FailedStatus();
 }
 
 Status EventLog::FailedStatus() const {
@@ -472,8 +470,8 @@ Status EventLog::FailedStatus() const {
   return failed_;
 }
 
-void EventLog::Advance(StagedGroup& group) {
-  group.outcome = !group.error.ok() ? group.error : group.failed;
+void EventLog::Advance(StagedGroup& group, const Status& failed) {
+  group.outcome = !group.error.ok() ? group.error : failed;
   if (group.outcome.ok() && group.has_records()) {
     {
       std::lock_guard lock(head_mu_);

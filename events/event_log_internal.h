@@ -63,7 +63,6 @@ struct EventLog::StagedGroup {
   LogHead after;                 // the staged head after it (== before: nothing to write)
   uint64_t appends = 0;
   Status error;                  // set when the group failed while it was staged
-  Status failed;                 // the log's write/sync failure as of the group's fsync
   Status outcome;                // what the group's appends are answered (set by Advance)
 
   bool has_records() const { return after.seq != before.seq; }
