@@ -121,10 +121,8 @@ RoutingDecision RoutingDecider::StartTransition(const ShardMapState& state, uint
     std::inplace_merge(moves.begin(), moves.begin() + middle, moves.end());
   }
   decision.events.resize(1 + moves.size());
-  const size_t build_parts = PartsFor(moves.size());
-  RunParts(build_parts, [&](size_t part) {
-    const size_t end = moves.size() * (part + 1) / build_parts;
-    for (size_t i = moves.size() * part / build_parts; i < end; ++i) {
+  RunRanges(moves.size(), PartsFor(moves.size()), [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
       const Move& move = moves[i];
       decision.events[1 + i] =
           On(WorkflowStream(*move.id), WorkflowMoving{*move.id, move.from, move.to, epoch});

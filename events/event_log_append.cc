@@ -97,14 +97,12 @@ void EventLog::AppendAsync(AppendBatch batch, AppendCallback done) {
     const size_t n = events.size();
     pending->prepared.resize(n);
     pending->kinds.resize(n);
-    const size_t parts = PartsFor(n, 20'000);
-    RunParts(parts, [&](size_t part) {
+    RunRanges(n, PartsFor(n, 20'000), [&](size_t begin, size_t end) {
       Record record;
       record.actor = pending->batch.actor;
       record.correlation_id = pending->batch.correlation_id;
       record.causation_id = pending->batch.causation_id;
-      const size_t end = n * (part + 1) / parts;
-      for (size_t i = n * part / parts; i < end; ++i) {
+      for (size_t i = begin; i < end; ++i) {
         NewEvent& event = events[i];
         record.stream = event.stream;
         record.event_id = event.event_id;

@@ -9,8 +9,7 @@ namespace shardledger {
 
 Id128 RandomId128() {
   Id128 id;
-  // RAND_bytes fails only when the OS entropy source is unusable; no id is safe then.
-  if (RAND_bytes(id.data(), static_cast<int>(id.size())) != 1) std::abort();
+  FillRandomId128s(&id, 1);
   return id;
 }
 
@@ -20,6 +19,7 @@ void FillRandomId128s(Id128* ids, size_t count) {
   auto* bytes = reinterpret_cast<uint8_t*>(ids);
   for (size_t done = 0; done < count;) {
     const size_t n = std::min(count - done, kPerCall / sizeof(Id128));
+    // RAND_bytes fails only when the OS entropy source is unusable; no id is safe then.
     if (RAND_bytes(bytes + done * sizeof(Id128), static_cast<int>(n * sizeof(Id128))) != 1) {
       std::abort();
     }

@@ -29,4 +29,11 @@ void RunParts(size_t parts, F&& run) {
   for (auto& thread : threads) thread.join();
 }
 
+// Splits items 0..items-1 into `parts` contiguous ranges of near-equal size and runs
+// run(begin, end) for each with RunParts.
+template <typename F>
+void RunRanges(size_t items, size_t parts, F&& run) {
+  RunParts(parts, [&](size_t part) { run(items * part / parts, items * (part + 1) / parts); });
+}
+
 }  // namespace shardledger
