@@ -4,6 +4,7 @@
 #include <unordered_set>
 
 #include "core/assignment.h"
+#include "events/memory.h"
 #include "events/parallel.h"
 
 namespace shardledger {
@@ -120,6 +121,8 @@ RoutingDecision RoutingDecider::StartTransition(const ShardMapState& state, uint
     moves.insert(moves.end(), found[part].begin(), found[part].end());
     std::inplace_merge(moves.begin(), moves.begin() + middle, moves.end());
   }
+  decision.events.reserve(1 + moves.size());
+  PrefaultForWrite(decision.events.data(), decision.events.capacity() * sizeof(NewEvent));
   decision.events.resize(1 + moves.size());
   RunRanges(moves.size(), PartsFor(moves.size()), [&](size_t begin, size_t end) {
     for (size_t i = begin; i < end; ++i) {
