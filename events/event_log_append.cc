@@ -398,7 +398,13 @@ std::unique_ptr<EventLog::StagedGroup> EventLog::StageGroup(
   staged->batch.Put(meta_cf_, "head", head_value);
   // Each stream's head row once per group, at its last version: a row rewritten per event
   // piles up versions of one key in the memtable, and inserting among them gets slow.
-  for (const StreamCache::value_type* stream : state.streams) {
+  // The entries were last touched a whole group ago: each is fetched a few rows ahead, its
+  // node and then its name, rather than waited for (200,000 of them in a shard-count change).
+  const size_t streams = state.streams.size();
+  for (size_t i = 0; i < streams; ++i) {
+    if (i + 16 < streams) __builtin_prefetch(state.streams[i + 16]);
+    if (i + 8 < streams) __builtin_prefetch(state.streams[i + 8]->first.data());
+    const StreamCache::value_type* stream = state.streams[i];
     staged->batch.Put(streams_cf_, StreamHeadKey(stream->first), BigEndian64(stream->second.version));
   }
   for (FoldHook* hook : hooks_) hook->FinishBatch(staged->batch);
