@@ -14,7 +14,11 @@ namespace shardledger {
 // The log's append path is a pipeline: the writer thread folds group k+1 while the sync
 // thread makes group k durable. So a hook sees:
 //   - Fold(record, batch) on the writer thread, in seq order: add the projection's writes to
-//     `batch` and stage the change where later Folds can see it, but readers cannot;
+//     `batch` and stage the change where later Folds can see it, but readers cannot. For a
+//     large append (tens of thousands of records) Fold runs on a helper thread beside the
+//     writer instead, still in seq order and never two at once, and `batch` is one of the
+//     helper's own whose rows the log copies into the group's: so a hook writes only Puts
+//     and Deletes, and reads nothing back from `batch`;
 //   - FinishBatch(batch) on the writer thread, once after the last Fold into `batch`: a
 //     place for rows written once per batch rather than once per record;
 //   - Publish(through_seq) on the sync thread (the writer in buffered mode), in seq order:
