@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -661,8 +662,8 @@ TEST(EventLog, HookFailureWritesNothingAndDiscardsTheStage) {
 class RecordingProjection : public FoldHook {
  public:
   Status Fold(const Record& record, rocksdb::WriteBatch&) override {
+    if (record.seq == fail_at_) return Status(ErrorCode::kCorruption, "asked to fail");
     std::lock_guard lock(mu_);
-    if (fail_at_ != 0 && record.seq == fail_at_) return Status(ErrorCode::kCorruption, "asked to fail");
     folded_.push_back(record);
     return Status::Ok();
   }
@@ -675,15 +676,12 @@ class RecordingProjection : public FoldHook {
     std::lock_guard lock(mu_);
     return folded_;
   }
-  void FailAt(uint64_t seq) {
-    std::lock_guard lock(mu_);
-    fail_at_ = seq;
-  }
+  void FailAt(uint64_t seq) { fail_at_ = seq; }  // 0: never
 
  private:
   mutable std::mutex mu_;
   std::vector<Record> folded_;
-  uint64_t fail_at_ = 0;
+  std::atomic<uint64_t> fail_at_{0};
 };
 
 // 30,000 events over 10,000 streams, three each: large enough that the hooks fold on a
@@ -697,65 +695,71 @@ AppendBatch LargeAppend() {
   return batch;
 }
 
+// A log with both hooks joined; CountAfterRestart leaves them, reopens the log and returns
+// the count the counting projection's rows hold (its applied seq must be the head).
+struct LogWithHooks {
+  explicit LogWithHooks(const std::string& dir_path)
+      : dir(dir_path), log(OpenLog(dir, WithCountCf())), counter(*log) {
+    EXPECT_OK(log->AddHook(&counter, counter.applied()));
+    EXPECT_OK(log->AddHook(&recorder, 0));
+  }
+  uint64_t CountAfterRestart() {
+    log->RemoveHook(&recorder);
+    log->RemoveHook(&counter);
+    log.reset();
+    log = OpenLog(dir, WithCountCf());
+    CountingProjection reopened(*log);
+    EXPECT_EQ(reopened.applied(), log->Head().seq);
+    return reopened.count();
+  }
+  std::string dir;
+  std::unique_ptr<EventLog> log;
+  CountingProjection counter;
+  RecordingProjection recorder;
+};
+
 TEST(EventLog, LargeAppendHooksSeeEachRecordAsStoredInOrder) {
   TempDir dir;
-  auto log = OpenLog(dir.path(), WithCountCf());
-  CountingProjection counter(*log);
-  RecordingProjection recorder;
-  ASSERT_OK(log->AddHook(&counter, counter.applied()));
-  ASSERT_OK(log->AddHook(&recorder, 0));
-  ASSERT_OK(log->Append(OneEvent("large-3")));  // a stream the large append continues
-  ASSERT_OK(log->Append(LargeAppend()));
-  ASSERT_OK(log->Append(OneEvent("after")));
-  auto stored = log->ReadRange(1, log->Head().seq);
+  LogWithHooks hooked(dir.path());
+  EventLog& log = *hooked.log;
+  ASSERT_OK(log.Append(OneEvent("large-3")));  // a stream the large append continues
+  ASSERT_OK(log.Append(LargeAppend()));
+  ASSERT_OK(log.Append(OneEvent("after")));
+  auto stored = log.ReadRange(1, log.Head().seq);
   ASSERT_OK(stored);
   ASSERT_EQ(stored->size(), 30'002u);
-  const std::vector<Record> folded = recorder.folded();
+  const std::vector<Record> folded = hooked.recorder.folded();
   ASSERT_EQ(folded.size(), stored->size());
   for (size_t i = 0; i < folded.size(); ++i) {
     ASSERT_EQ(folded[i], (*stored)[i]) << "record " << i + 1;
   }
   EXPECT_EQ((*stored)[1 + 3].stream, "large-3");
   EXPECT_EQ((*stored)[1 + 3].stream_version, 2u);
-  EXPECT_EQ(counter.count(), 30'002u);
-  log->RemoveHook(&recorder);
-  log->RemoveHook(&counter);
+  EXPECT_EQ(hooked.counter.count(), 30'002u);
   // The hooks' rows went into the append's own WriteBatch: they survive a restart with it.
-  log.reset();
-  log = OpenLog(dir.path(), WithCountCf());
-  CountingProjection reopened(*log);
-  EXPECT_EQ(reopened.count(), 30'002u);
-  EXPECT_EQ(reopened.applied(), log->Head().seq);
+  EXPECT_EQ(hooked.CountAfterRestart(), 30'002u);
 }
 
 TEST(EventLog, LargeAppendHookFailureWritesNothing) {
   TempDir dir;
-  auto log = OpenLog(dir.path(), WithCountCf());
-  CountingProjection counter(*log);
-  RecordingProjection recorder;
-  ASSERT_OK(log->AddHook(&counter, counter.applied()));
-  ASSERT_OK(log->AddHook(&recorder, 0));
-  ASSERT_OK(log->Append(OneEvent("s")));
-  recorder.FailAt(20'000);  // deep in the large append
-  auto failed = log->Append(LargeAppend());
+  LogWithHooks hooked(dir.path());
+  EventLog& log = *hooked.log;
+  ASSERT_OK(log.Append(OneEvent("s")));
+  hooked.recorder.FailAt(20'000);  // deep in the large append
+  auto failed = log.Append(LargeAppend());
   ASSERT_FALSE(failed.ok());
   EXPECT_EQ(failed.status().code(), ErrorCode::kCorruption);
-  EXPECT_EQ(log->Head().seq, 1u);
-  EXPECT_EQ(recorder.folded().size(), 1u);
-  EXPECT_EQ(counter.count(), 1u);
-  EXPECT_EQ(*log->StreamVersion("large-5"), 0u);
-  recorder.FailAt(0);
-  ASSERT_OK(log->Append(LargeAppend()));
-  EXPECT_EQ(log->Head().seq, 30'001u);
-  EXPECT_EQ(*log->StreamVersion("large-5"), 3u);
-  EXPECT_EQ(recorder.folded().size(), 30'001u);
-  EXPECT_EQ(counter.count(), 30'001u);
-  log->RemoveHook(&recorder);
-  log->RemoveHook(&counter);
-  log.reset();
-  log = OpenLog(dir.path(), WithCountCf());
-  CountingProjection reopened(*log);
-  EXPECT_EQ(reopened.count(), 30'001u);
+  EXPECT_EQ(log.Head().seq, 1u);
+  EXPECT_EQ(hooked.recorder.folded().size(), 1u);
+  EXPECT_EQ(hooked.counter.count(), 1u);
+  EXPECT_EQ(*log.StreamVersion("large-5"), 0u);
+  hooked.recorder.FailAt(0);
+  ASSERT_OK(log.Append(LargeAppend()));
+  EXPECT_EQ(log.Head().seq, 30'001u);
+  EXPECT_EQ(*log.StreamVersion("large-5"), 3u);
+  EXPECT_EQ(hooked.recorder.folded().size(), 30'001u);
+  EXPECT_EQ(hooked.counter.count(), 30'001u);
+  EXPECT_EQ(hooked.CountAfterRestart(), 30'001u);
 }
 
 }  // namespace
