@@ -361,6 +361,23 @@ void EventLog::Stage(Pending& pending, GroupState& group, rocksdb::WriteBatch& b
   const bool fold_aside = !hooks_.empty() && PartsFor(n, 10'000) > 1;
   std::optional<PlacedRecords> placed;
   if (fold_aside) placed.emplace(n);
+  // Builds record i for the hooks (its payload moved out of the event) and folds it into
+  // `into`, keeping the first error in `error`.
+  auto fold = [&](size_t i, uint64_t version, const Hash256& prev, const Hash256& hash,
+                  rocksdb::WriteBatch& into, Status& error) {
+    NewEvent& event = append.events[i];
+    record.seq = result.first_seq + i;
+    record.stream = event.stream;
+    record.stream_version = version;
+    record.event_id = event.event_id;
+    record.prev_hash = prev;
+    record.hash = hash;
+    record.payload = std::move(event.payload);
+    for (FoldHook* hook : hooks_) {
+      Status folded = hook->Fold(record, into);
+      if (!folded.ok() && error.ok()) error = folded;
+    }
+  };
 
   auto place_all = [&] {
     for (size_t i = 0; i < n; ++i) {
@@ -396,17 +413,7 @@ void EventLog::Stage(Pending& pending, GroupState& group, rocksdb::WriteBatch& b
         (*placed)[i] = {version, hash};
         if ((i + 1) % 1024 == 0 || i + 1 == n) placed->MarkReady(i + 1);
       } else if (!hooks_.empty()) {
-        record.seq = seq;
-        record.stream = event.stream;
-        record.stream_version = version;
-        record.event_id = event.event_id;
-        record.prev_hash = group.hash;
-        record.hash = hash;
-        record.payload = std::move(event.payload);
-        for (FoldHook* hook : hooks_) {
-          Status folded = hook->Fold(record, batch);
-          if (!folded.ok() && group_error.ok()) group_error = folded;
-        }
+        fold(i, version, group.hash, hash, batch, group_error);
       }
       group.hash = hash;
     }
@@ -428,19 +435,8 @@ void EventLog::Stage(Pending& pending, GroupState& group, rocksdb::WriteBatch& b
       }
       Hash256 prev = hash_before;
       for (size_t i = 0; i < n && placed->WaitFor(i); ++i) {
-        NewEvent& event = append.events[i];
-        record.seq = result.first_seq + i;
-        record.stream = event.stream;
-        record.stream_version = (*placed)[i].version;
-        record.event_id = event.event_id;
-        record.prev_hash = prev;
-        record.hash = (*placed)[i].hash;
-        record.payload = std::move(event.payload);
-        for (FoldHook* hook : hooks_) {
-          Status folded = hook->Fold(record, hook_batch);
-          if (!folded.ok() && fold_error.ok()) fold_error = folded;
-        }
-        prev = record.hash;
+        fold(i, (*placed)[i].version, prev, (*placed)[i].hash, hook_batch, fold_error);
+        prev = (*placed)[i].hash;
       }
     });
     if (group_error.ok()) group_error = fold_error;
