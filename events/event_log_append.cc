@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <optional>
 #include <unordered_set>
 
@@ -351,25 +352,34 @@ void EventLog::Stage(Pending& pending, GroupState& group, rocksdb::WriteBatch& b
   AppendResult result;
   result.first_seq = group.seq + 1;
   const Hash256 hash_before = group.hash;
-  Record record;  // what the hooks see; built only when there are hooks
-  record.timestamp_ns = group.timestamp_ns;
-  record.actor = append.actor;
-  record.correlation_id = append.correlation_id;
-  record.causation_id = append.causation_id;
   // A large append's hooks fold on a second core, into a batch of their own, while this
   // thread places the records; small ones fold here, record by record.
   const bool fold_aside = !hooks_.empty() && PartsFor(n, 10'000) > 1;
   std::optional<PlacedRecords> placed;
   if (fold_aside) placed.emplace(n);
-  // Builds record i for the hooks (its payload moved out of the event) and folds it into
-  // `into`, keeping the first error in `error`.
+  // The records the hooks see, one per event, kept with the append until its group is
+  // published or discarded (fold_hook.h): a hook keeps a pointer, not a copy. Sized by the
+  // thread that folds, before its first fold.
+  auto size_records = [&] {
+    pending.records.reserve(n);
+    PrefaultForWrite(pending.records.data(), n * sizeof(Record));
+    pending.records.resize(n);
+  };
+  // Builds record i for the hooks (its stream and payload moved out of the event: the
+  // writer has placed it and reads it no more) and folds it into `into`, keeping the first
+  // error in `error`.
   auto fold = [&](size_t i, uint64_t version, const Hash256& prev, const Hash256& hash,
                   rocksdb::WriteBatch& into, Status& error) {
     NewEvent& event = append.events[i];
+    Record& record = pending.records[i];
     record.seq = result.first_seq + i;
-    record.stream = event.stream;
+    record.stream = std::move(event.stream);
     record.stream_version = version;
     record.event_id = event.event_id;
+    record.timestamp_ns = group.timestamp_ns;
+    record.actor = append.actor;
+    record.correlation_id = append.correlation_id;
+    record.causation_id = append.causation_id;
     record.prev_hash = prev;
     record.hash = hash;
     record.payload = std::move(event.payload);
@@ -420,11 +430,12 @@ void EventLog::Stage(Pending& pending, GroupState& group, rocksdb::WriteBatch& b
   };
 
   if (!fold_aside) {
+    if (!hooks_.empty()) size_records();
     place_all();
   } else {
-    // The folder reads each event's stream and id, which this thread only reads, and moves
-    // its payload out, which this thread does not touch. Its batch is sized for one
-    // projection row per record (a shard map row is ~55 bytes).
+    // The folder takes each event's stream and payload once this thread has placed it (and
+    // reads it no more). Its batch is sized for one projection row per record (a shard map
+    // row is ~55 bytes).
     rocksdb::WriteBatch hook_batch(64 + 64 * n);
     PrefaultForWrite(hook_batch.Data().data(), hook_batch.Data().capacity());
     Status fold_error;
@@ -433,6 +444,7 @@ void EventLog::Stage(Pending& pending, GroupState& group, rocksdb::WriteBatch& b
         place_all();
         return;
       }
+      size_records();
       Hash256 prev = hash_before;
       for (size_t i = 0; i < n && placed->WaitFor(i); ++i) {
         fold(i, (*placed)[i].version, prev, (*placed)[i].hash, hook_batch, fold_error);
@@ -688,16 +700,19 @@ Status EventLog::AddHook(FoldHook* hook, uint64_t hook_applied_seq) {
     const uint64_t last = std::min(head.seq, next + kCatchUpBatch - 1);
     rocksdb::WriteBatch batch;
     Status error;
-    SL_RETURN_IF_ERROR(Scan(next, last, [&](uint64_t seq, std::string_view bytes) {
+    std::deque<Record> records;  // alive until the hook has published or discarded them
+    Status scanned = Scan(next, last, [&](uint64_t seq, std::string_view bytes) {
       auto record = DecodeRecord(bytes);
       if (!record.ok()) {
         error = Status(ErrorCode::kCorruption,
                        "record " + std::to_string(seq) + ": " + record.status().message());
         return false;
       }
-      error = hook->Fold(*record, batch);
+      records.push_back(std::move(*record));
+      error = hook->Fold(records.back(), batch);
       return error.ok();
-    }));
+    });
+    if (error.ok()) error = scanned;
     if (error.ok()) {
       hook->FinishBatch(batch);
       rocksdb::WriteOptions write_options;

@@ -29,6 +29,9 @@ struct EventLog::Pending {
   // (kept for the commit observer: the writer may move the payload out).
   std::vector<PreparedRecord> prepared;
   std::vector<std::pair<EventType, std::optional<JobType>>> kinds;
+  // The records the hooks folded (empty without hooks): they hold pointers to them until the
+  // group is published or discarded, and the group outlives both.
+  std::vector<Record> records;
   AppendCallback done;
   Result<AppendResult> result = Status(ErrorCode::kUnavailable, "not processed");
   bool rejected = false;  // failed validation: its result says why, whatever the group does

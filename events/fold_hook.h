@@ -25,8 +25,10 @@ namespace shardledger {
 //     every record <= through_seq is durable; make its staged changes visible;
 //   - Discard(after_seq) on the writer or the sync thread: records > after_seq were not
 //     written (or not made durable); forget their staged changes.
-// Fold may run concurrently with Publish or Discard, so a hook guards its own state. A Fold
-// error fails every append of its group.
+// The record given to Fold stays alive and unchanged until a Publish or Discard has covered
+// its seq, so a hook may keep a pointer to it rather than a copy. Fold may run concurrently
+// with Publish or Discard, so a hook guards its own state. A Fold error fails every append of
+// its group.
 class FoldHook {
  public:
   virtual ~FoldHook() = default;

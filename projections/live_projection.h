@@ -22,6 +22,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <vector>
 
 #include "events/event_log.h"
 #include "events/fold_hook.h"
@@ -44,7 +45,7 @@ class LiveProjection : public FoldHook {
     typename State::Touched touched;
     working_.Apply(record, &touched);
     working_.WriteRows(touched, batch, cf_);
-    staged_.push_back(record);
+    staged_.push_back(&record);  // the log keeps it alive until Publish or Discard
     return Status::Ok();
   }
 
@@ -54,26 +55,26 @@ class LiveProjection : public FoldHook {
   }
 
   void Publish(uint64_t through_seq) override {
-    std::deque<Record> ready;
+    std::vector<const Record*> ready;
     {
       std::lock_guard lock(working_mu_);
-      while (!staged_.empty() && staged_.front().seq <= through_seq) {
-        ready.push_back(std::move(staged_.front()));
+      while (!staged_.empty() && staged_.front()->seq <= through_seq) {
+        ready.push_back(staged_.front());
         staged_.pop_front();
       }
     }
     std::unique_lock lock(mu_);
-    for (const Record& record : ready) published_.Apply(record, nullptr);
+    for (const Record* record : ready) published_.Apply(*record, nullptr);
     published_.SkipTo(through_seq);
   }
 
   void Discard(uint64_t after_seq) override {
     std::lock_guard lock(working_mu_);
-    while (!staged_.empty() && staged_.back().seq > after_seq) staged_.pop_back();
+    while (!staged_.empty() && staged_.back()->seq > after_seq) staged_.pop_back();
     // The working state is the published one plus what is still staged.
     std::shared_lock read(mu_);
     working_ = published_;
-    for (const Record& record : staged_) working_.Apply(record, nullptr);
+    for (const Record* record : staged_) working_.Apply(*record, nullptr);
     working_.SkipTo(std::max(after_seq, working_.applied_seq()));
   }
 
@@ -125,7 +126,7 @@ class LiveProjection : public FoldHook {
   rocksdb::ColumnFamilyHandle* cf_;
   std::mutex working_mu_;         // Fold, FinishBatch, Discard
   State working_;                 // published_ plus every staged record
-  std::deque<Record> staged_;     // folded, not yet published, in seq order
+  std::deque<const Record*> staged_;  // folded, not yet published, in seq order (fold_hook.h)
   mutable std::shared_mutex mu_;  // readers and Publish
   State published_;
   bool joined_ = false;
