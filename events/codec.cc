@@ -6,6 +6,7 @@
 #include <capnp/serialize.h>
 #include <kj/exception.h>
 
+#include <array>
 #include <cstring>
 #include <type_traits>
 
@@ -354,80 +355,98 @@ size_t DataFieldOffset(const char* name) {
   return field.getProto().getSlot().getOffset() * sizeof(uint64_t);
 }
 
-// Encodes `record` canonically (one segment, standard segment table) and reports where its
-// fixed-size position fields sit.
-PreparedRecord EncodeWithOffsets(const Record& record) {
-  capnp::MallocMessageBuilder message(128);
+// Encodes `record` canonically, one segment, and fills in where its fixed-size position
+// fields sit in the message that `message_bytes` (the standard one-segment table, then the
+// segment) makes of it. With `placeholders` the position fields are encoded as non-zero
+// placeholders instead of the record's own: canonical form drops trailing zero words of the
+// data section, and non-zero values keep every position field in the encoding, so placement
+// never changes the layout.
+kj::Array<capnp::word> EncodeCanonical(const Record& record, bool placeholders,
+                                       PreparedRecord& offsets) {
+  // The first segment is one buffer per thread, reused: the builder zeroes what it used when
+  // it is destroyed, as its first segment must be zero when it is given.
+  thread_local std::array<capnp::word, 128> first_segment{};
+  capnp::MallocMessageBuilder message(kj::arrayPtr(first_segment.data(), first_segment.size()));
   auto env = message.initRoot<s::Envelope>();
-  env.setSeq(record.seq);
+  Hash256 ones;
+  ones.fill(1);
+  env.setSeq(placeholders ? 1 : record.seq);
   env.setStream(AsText(record.stream));
-  env.setStreamVersion(record.stream_version);
+  env.setStreamVersion(placeholders ? 1 : record.stream_version);
   env.setEventId(AsBytes(record.event_id));
-  env.setTimestampNs(record.timestamp_ns);
+  env.setTimestampNs(placeholders ? 1 : record.timestamp_ns);
   env.setActor(AsText(record.actor));
   if (!IsZero(record.correlation_id)) env.setCorrelationId(AsBytes(record.correlation_id));
   if (!IsZero(record.causation_id)) env.setCausationId(AsBytes(record.causation_id));
-  env.setPrevHash(AsBytes(record.prev_hash));
-  env.setHash(AsBytes(record.hash));
+  env.setPrevHash(AsBytes(placeholders ? ones : record.prev_hash));
+  env.setHash(AsBytes(placeholders ? Hash256{} : record.hash));
   auto payload = env.initPayload();
   std::visit([&](const auto& e) { Write(e, payload); }, record.payload);
 
   // Canonical form is one segment with the root pointer first; prefixing the standard
   // one-segment table makes it an ordinary unpacked message.
   kj::Array<capnp::word> words = capnp::canonicalize(env.asReader());
-  PreparedRecord out;
-  const size_t body = words.size() * sizeof(capnp::word);
-  out.bytes.resize(8 + body);
-  const uint32_t table[2] = {0, static_cast<uint32_t>(words.size())};
-  std::memcpy(out.bytes.data(), table, sizeof(table));
-  std::memcpy(out.bytes.data() + 8, words.begin(), body);
 
   // Locate the fields by reading the encoding back (a constant-time pointer walk).
   kj::ArrayPtr<const capnp::word> view(words.begin(), words.size());
   capnp::SegmentArrayMessageReader reader(kj::arrayPtr(&view, 1));
   auto root = reader.getRoot<s::Envelope>();
-  out.hash_offset = Offset(root.getHash().begin(), words.begin());
-  out.prev_hash_offset = Offset(root.getPrevHash().begin(), words.begin());
+  offsets.hash_offset = Offset(root.getHash().begin(), words.begin());
+  offsets.prev_hash_offset = Offset(root.getPrevHash().begin(), words.begin());
   const size_t data = Offset(capnp::toAny(root).getDataSection().begin(), words.begin());
   static const size_t kSeq = DataFieldOffset("seq");
   static const size_t kVersion = DataFieldOffset("streamVersion");
   static const size_t kTimestamp = DataFieldOffset("timestampNs");
-  out.seq_offset = data + kSeq;
-  out.stream_version_offset = data + kVersion;
-  out.timestamp_offset = data + kTimestamp;
-  return out;
+  offsets.seq_offset = data + kSeq;
+  offsets.stream_version_offset = data + kVersion;
+  offsets.timestamp_offset = data + kTimestamp;
+  return words;
 }
 
-void PutLittleEndian64(std::string& bytes, size_t offset, uint64_t value) {
-  for (int i = 0; i < 8; ++i) bytes[offset + i] = static_cast<char>(value >> (8 * i));
+size_t MessageBytes(const kj::Array<capnp::word>& words) {
+  return 8 + words.size() * sizeof(capnp::word);
+}
+
+// Writes the one-segment table and the segment to `out`, MessageBytes(words) long.
+void WriteMessage(const kj::Array<capnp::word>& words, char* out) {
+  const uint32_t table[2] = {0, static_cast<uint32_t>(words.size())};
+  std::memcpy(out, table, sizeof(table));
+  std::memcpy(out + 8, words.begin(), words.size() * sizeof(capnp::word));
+}
+
+void PutLittleEndian64(char* bytes, uint64_t value) {
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>(value >> (8 * i));
 }
 
 }  // namespace
 
 EncodedRecord EncodeRecord(const Record& record) {
-  PreparedRecord prepared = EncodeWithOffsets(record);
-  return EncodedRecord{std::move(prepared.bytes), prepared.hash_offset};
+  PreparedRecord offsets;
+  kj::Array<capnp::word> words = EncodeCanonical(record, /*placeholders=*/false, offsets);
+  EncodedRecord encoded;
+  encoded.bytes.resize(MessageBytes(words));
+  WriteMessage(words, encoded.bytes.data());
+  encoded.hash_offset = offsets.hash_offset;
+  return encoded;
 }
 
-PreparedRecord PrepareRecord(const Record& record) {
-  // Non-zero placeholders keep every position field in the encoding (canonical form drops
-  // trailing zero words of the data section), so placement never changes the layout.
-  Record placeholder = record;
-  placeholder.seq = 1;
-  placeholder.stream_version = 1;
-  placeholder.timestamp_ns = 1;
-  placeholder.prev_hash.fill(1);
-  placeholder.hash.fill(0);
-  return EncodeWithOffsets(placeholder);
+PreparedRecord PrepareRecord(const Record& record, ByteArena& arena) {
+  PreparedRecord prepared;
+  kj::Array<capnp::word> words = EncodeCanonical(record, /*placeholders=*/true, prepared);
+  const size_t size = MessageBytes(words);
+  prepared.bytes = std::span<char>(arena.Take(size), size);
+  WriteMessage(words, prepared.bytes.data());
+  return prepared;
 }
 
 void PlaceRecord(PreparedRecord& prepared, uint64_t seq, uint64_t stream_version,
                  int64_t timestamp_ns, const Hash256& prev_hash) {
-  PutLittleEndian64(prepared.bytes, prepared.seq_offset, seq);
-  PutLittleEndian64(prepared.bytes, prepared.stream_version_offset, stream_version);
-  PutLittleEndian64(prepared.bytes, prepared.timestamp_offset, static_cast<uint64_t>(timestamp_ns));
-  std::memcpy(prepared.bytes.data() + prepared.prev_hash_offset, prev_hash.data(), prev_hash.size());
-  std::memset(prepared.bytes.data() + prepared.hash_offset, 0, 32);
+  char* bytes = prepared.bytes.data();
+  PutLittleEndian64(bytes + prepared.seq_offset, seq);
+  PutLittleEndian64(bytes + prepared.stream_version_offset, stream_version);
+  PutLittleEndian64(bytes + prepared.timestamp_offset, static_cast<uint64_t>(timestamp_ns));
+  std::memcpy(bytes + prepared.prev_hash_offset, prev_hash.data(), prev_hash.size());
+  std::memset(bytes + prepared.hash_offset, 0, 32);
 }
 
 Result<Record> DecodeRecord(std::span<const uint8_t> bytes, size_t* hash_offset) {

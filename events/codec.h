@@ -12,7 +12,9 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 
+#include "events/memory.h"
 #include "events/record.h"
 #include "events/status.h"
 
@@ -36,16 +38,19 @@ EncodedRecord EncodeRecord(const Record& record);
 // Placed values must be non-zero (seq, version and timestamp are), which keeps the patched
 // bytes the canonical encoding of the placed record.
 struct PreparedRecord {
-  std::string bytes;
+  std::span<char> bytes;  // in the ByteArena given to PrepareRecord
   size_t seq_offset = 0;
   size_t stream_version_offset = 0;
   size_t timestamp_offset = 0;
   size_t prev_hash_offset = 0;
   size_t hash_offset = 0;
+
+  std::string_view view() const { return {bytes.data(), bytes.size()}; }
 };
 
-// Encodes `record` (its position fields are ignored) ready for placement.
-PreparedRecord PrepareRecord(const Record& record);
+// Encodes `record` (its position fields are ignored) ready for placement, its bytes taken
+// from `arena`.
+PreparedRecord PrepareRecord(const Record& record, ByteArena& arena);
 
 // Writes the position fields into `prepared.bytes`; the hash field is left zero.
 void PlaceRecord(PreparedRecord& prepared, uint64_t seq, uint64_t stream_version,

@@ -92,7 +92,7 @@ struct LogStats {
 // A record as the log hands it to its commit observer: durable, in seq order.
 struct CommittedRecord {
   uint64_t seq = 0;
-  std::string bytes;  // the stored envelope
+  std::string_view bytes;  // the stored envelope; valid only during the observer's call
   EventType type = EventType::kWorkflowAssigned;
   std::optional<JobType> job_type;  // for job events
 };
@@ -156,8 +156,9 @@ class EventLog {
 
   // Called on the sync thread (the writer thread in buffered mode) with each group's
   // records once they are durable, groups in seq order, before the group's callers are
-  // answered. Must not block (hand the records to a thread of your own). Set it before the
-  // first append; nullptr removes it.
+  // answered. Must not block (hand the records to a thread of your own, copying the bytes:
+  // they point into the group's buffers, which go when the group is answered). Set it
+  // before the first append; nullptr removes it.
   using CommitObserver = std::function<void(std::vector<CommittedRecord>&&)>;
   void SetCommitObserver(CommitObserver observer);
 

@@ -177,7 +177,17 @@ void EventLog::AppendAsync(AppendBatch batch, AppendCallback done) {
     PrefaultForWrite(pending->prepared.data(), n * sizeof(PreparedRecord));
     pending->prepared.resize(n);
     pending->kinds.resize(n);
-    RunRanges(n, PartsFor(n, 20'000), [&](size_t begin, size_t end) {
+    // Each part's records go into an arena of its own, sized for ~512 bytes a record: one
+    // block, faulted in at once, for a large batch.
+    const size_t parts = PartsFor(n, 20'000);
+    pending->arenas.reserve(parts);
+    for (size_t part = 0; part < parts; ++part) {
+      const size_t records = n * (part + 1) / parts - n * part / parts;
+      pending->arenas.emplace_back(std::clamp<size_t>(records * 512, 1024, size_t{64} << 20));
+    }
+    RunParts(parts, [&](size_t part) {
+      const size_t begin = n * part / parts;
+      const size_t end = n * (part + 1) / parts;
       Record record;
       record.actor = pending->batch.actor;
       record.correlation_id = pending->batch.correlation_id;
@@ -188,7 +198,7 @@ void EventLog::AppendAsync(AppendBatch batch, AppendCallback done) {
         record.event_id = event.event_id;
         pending->kinds[i] = {TypeOf(event.payload), JobTypeOf(event.payload)};
         record.payload = std::move(event.payload);
-        pending->prepared[i] = PrepareRecord(record);
+        pending->prepared[i] = PrepareRecord(record, pending->arenas[part]);
         event.payload = std::move(record.payload);
       }
     });
@@ -409,11 +419,11 @@ void EventLog::Stage(Pending& pending, GroupState& group, rocksdb::WriteBatch& b
       const uint64_t seq = ++group.seq;
       const uint64_t version = ++stream.version;
       PlaceRecord(prepared, seq, version, group.timestamp_ns, group.hash);
-      const Hash256 hash = RecordHash(group.hash, prepared.bytes, prepared.hash_offset);
+      const Hash256 hash = RecordHash(group.hash, prepared.view(), prepared.hash_offset);
       std::memcpy(prepared.bytes.data() + prepared.hash_offset, hash.data(), hash.size());
 
       const std::string seq_key = BigEndian64(seq);
-      batch.Put(log_cf_, seq_key, prepared.bytes);
+      batch.Put(log_cf_, seq_key, rocksdb::Slice(prepared.bytes.data(), prepared.bytes.size()));
       batch.Put(streams_cf_, StreamKey(event.stream, version), seq_key);
       batch.Put(ids_cf_,
                 rocksdb::Slice(reinterpret_cast<const char*>(event.event_id.data()),
@@ -662,7 +672,7 @@ std::vector<CommittedRecord> EventLog::CommittedRecordsOf(StagedGroup& group) {
     if (pending->rejected || pending->replayed || !pending->result.ok()) continue;
     uint64_t seq = pending->result->first_seq;
     for (size_t i = 0; i < pending->prepared.size(); ++i) {
-      out.push_back(CommittedRecord{seq++, std::move(pending->prepared[i].bytes),
+      out.push_back(CommittedRecord{seq++, pending->prepared[i].view(),
                                     pending->kinds[i].first, pending->kinds[i].second});
     }
   }

@@ -28,6 +28,7 @@ struct EventLog::Pending {
   // Each event encoded on the caller's thread, to be placed by the writer, and its kind
   // (kept for the commit observer: the writer may move the payload out).
   std::vector<PreparedRecord> prepared;
+  std::vector<ByteArena> arenas;  // where `prepared` keeps its bytes
   std::vector<std::pair<EventType, std::optional<JobType>>> kinds;
   // The records the hooks folded (empty without hooks): they hold pointers to them until the
   // group is published or discarded, and the group outlives both.

@@ -3,8 +3,11 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <vector>
 
 namespace shardledger {
 
@@ -23,5 +26,36 @@ inline void PrefaultForWrite(const void* data, size_t bytes) {
   const uintptr_t end = (start + bytes) & ~(kPage - 1);
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
 }
+
+// Bytes taken from blocks that never move: what Take returns stays put while more is taken,
+// until the arena is destroyed. A block is `block_bytes` long (a larger request gets a block
+// of its own) and faulted in whole when it is taken. For the many small buffers of one large
+// piece of work that live as long as it does: a shard-count change's 200,000 encoded records
+// went into as many heap strings, and faulting in their ~80 MB page by page cost half of the
+// encoding's time. Not thread-safe: one arena per thread.
+class ByteArena {
+ public:
+  explicit ByteArena(size_t block_bytes = 4096) : block_bytes_(block_bytes) {}
+
+  char* Take(size_t bytes) {
+    if (bytes > left_) {
+      const size_t size = std::max(bytes, block_bytes_);
+      blocks_.push_back(std::make_unique_for_overwrite<char[]>(size));
+      next_ = blocks_.back().get();
+      left_ = size;
+      PrefaultForWrite(next_, size);
+    }
+    char* taken = next_;
+    next_ += bytes;
+    left_ -= bytes;
+    return taken;
+  }
+
+ private:
+  size_t block_bytes_;
+  std::vector<std::unique_ptr<char[]>> blocks_;
+  char* next_ = nullptr;
+  size_t left_ = 0;
+};
 
 }  // namespace shardledger

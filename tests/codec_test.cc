@@ -64,13 +64,14 @@ TEST(Codec, HashCoversEveryByteButItsOwn) {
 TEST(Codec, PlacedRecordIsTheCanonicalEncodingOfThePlacedRecord) {
   for (const Event& event : SampleEvents()) {
     Record record = SampleRecord(event);
-    PreparedRecord prepared = PrepareRecord(record);
+    ByteArena arena;
+    PreparedRecord prepared = PrepareRecord(record, arena);
     PlaceRecord(prepared, record.seq, record.stream_version, record.timestamp_ns,
                 record.prev_hash);
-    const Hash256 hash = RecordHash(record.prev_hash, prepared.bytes, prepared.hash_offset);
+    const Hash256 hash = RecordHash(record.prev_hash, prepared.view(), prepared.hash_offset);
     std::memcpy(prepared.bytes.data() + prepared.hash_offset, hash.data(), hash.size());
     EncodedRecord sealed = SealRecord(record);
-    EXPECT_EQ(prepared.bytes, sealed.bytes) << EventTypeName(TypeOf(event));
+    EXPECT_EQ(prepared.view(), sealed.bytes) << EventTypeName(TypeOf(event));
     EXPECT_EQ(hash, record.hash);
   }
 }
