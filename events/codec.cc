@@ -356,8 +356,8 @@ size_t DataFieldOffset(const char* name) {
 }
 
 // Encodes `record` canonically, one segment, and fills in where its fixed-size position
-// fields sit in the message that `message_bytes` (the standard one-segment table, then the
-// segment) makes of it. With `placeholders` the position fields are encoded as non-zero
+// fields sit in the message WriteMessage makes of it (the standard one-segment table, then
+// the segment). With `placeholders` the position fields are encoded as non-zero
 // placeholders instead of the record's own: canonical form drops trailing zero words of the
 // data section, and non-zero values keep every position field in the encoding, so placement
 // never changes the layout.
