@@ -62,9 +62,12 @@ rocksdb::MemTableRepFactory* HashedMemtable() {
 rocksdb::ColumnFamilyOptions CfOptions(std::string_view name) {
   rocksdb::ColumnFamilyOptions cf;
   rocksdb::BlockBasedTableOptions table;
-  if (name != kLogCf) {
+  if (name == kIdsCf || name == kStreamsCf) {
     // Point lookups of keys that mostly do not exist (new event ids, new streams): a bloom
-    // filter answers those without a disk read, in SST files and in the memtable alike.
+    // filter answers those without a disk read, in SST files and in the memtable alike. The
+    // other families are not probed that way (the log is read by seq, `meta` holds a few
+    // rows, a projection's rows are read back whole when it loads): a filter there would
+    // cost an insert per row for nothing.
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
     cf.memtable_prefix_bloom_size_ratio = 0.05;
     cf.memtable_whole_key_filtering = true;
