@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "events/memory.h"
+
 namespace shardledger {
 
 namespace {
@@ -66,6 +68,7 @@ Result<CommandResult> Ledger::RunRouting(const Decide& decide, std::optional<int
     batch.events = std::move(decision.events);
     MintEventIds(batch);
     result.events.reserve(batch.events.size());
+    PrefaultForWrite(result.events.data(), batch.events.size() * sizeof(Event));
     for (const auto& event : batch.events) result.events.push_back(event.payload);
     auto appended = log_->Append(std::move(batch));
     if (!appended.ok() && appended.status().code() == ErrorCode::kWrongExpectedVersion) {
