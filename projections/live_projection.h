@@ -9,6 +9,8 @@
 //   uint64_t applied_seq() const;
 //   static bool Concerns(const Record&);     false: Apply would change nothing but the seq
 //   void SkipTo(uint64_t seq);               advances the applied seq past such records
+// and may provide
+//   void ApplyAll(std::span<const Record* const>);  Apply on each, for a batch at once
 //
 // Two copies of the state: `working_`, which the log's writer folds into as it stages
 // records, and `published_`, which readers see and which holds only durable records (the log
@@ -21,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -64,7 +67,11 @@ class LiveProjection : public FoldHook {
       }
     }
     std::unique_lock lock(mu_);
-    for (const Record* record : ready) published_.Apply(*record, nullptr);
+    if constexpr (requires(State& state) { state.ApplyAll(std::span<const Record* const>()); }) {
+      published_.ApplyAll(ready);
+    } else {
+      for (const Record* record : ready) published_.Apply(*record, nullptr);
+    }
     published_.SkipTo(through_seq);
   }
 

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "events/keys.h"
+#include "events/parallel.h"
 #include "projections/bytes.h"
 #include "projections/digest.h"
 
@@ -55,9 +56,56 @@ void ShardMapState::ClearMoves(uint64_t seq, ShardMapTouched* touched,
 }
 
 void ShardMapState::Apply(const Record& record, ShardMapTouched* touched) {
+  ApplyFound(record, touched, nullptr);
+}
+
+namespace {
+
+// The workflow a move or a confirmation is about; nullptr for other records.
+const std::string* MovedWorkflow(const Event& payload) {
+  if (const auto* e = std::get_if<WorkflowMoving>(&payload)) return &e->workflow_id;
+  if (const auto* e = std::get_if<WorkflowMoveConfirmed>(&payload)) return &e->workflow_id;
+  return nullptr;
+}
+
+}  // namespace
+
+void ShardMapState::ApplyAll(std::span<const Record* const> records) {
+  const size_t parts = PartsFor(records.size(), 20'000);
+  // A route looked up ahead stays right only while no record before it adds or removes one.
+  const bool stable = std::none_of(records.begin(), records.end(), [](const Record* record) {
+    return std::holds_alternative<WorkflowAssigned>(record->payload) ||
+           std::holds_alternative<WorkflowRemoved>(record->payload);
+  });
+  if (parts == 1 || !stable) {
+    for (const Record* record : records) Apply(*record, nullptr);
+    return;
+  }
+  std::vector<WorkflowRoute*> found(records.size());
+  RunRanges(records.size(), parts, [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      if (const std::string* id = MovedWorkflow(records[i]->payload)) {
+        auto it = workflows_.find(*id);
+        found[i] = it == workflows_.end() ? nullptr : &it->second;
+      }
+    }
+  });
+  for (size_t i = 0; i < records.size(); ++i) {
+    if (i + 8 < records.size() && found[i + 8] != nullptr) __builtin_prefetch(found[i + 8]);
+    ApplyFound(*records[i], nullptr, &found[i]);
+  }
+}
+
+void ShardMapState::ApplyFound(const Record& record, ShardMapTouched* touched,
+                               WorkflowRoute* const* found) {
   const uint64_t seq = record.seq;
   auto mark = [&](const std::string& id) {
     if (touched) touched->workflows.push_back(id);
+  };
+  auto route_of = [&](const std::string& id) -> WorkflowRoute* {
+    if (found != nullptr) return *found;
+    auto it = workflows_.find(id);
+    return it == workflows_.end() ? nullptr : &it->second;
   };
   std::visit(
       [&](const auto& e) {
@@ -93,9 +141,9 @@ void ShardMapState::Apply(const Record& record, ShardMapTouched* touched) {
           EnterPhase(RoutingPhase::kTransition, e.from_count, e.to_count, e.changes_safe_after_ns,
                      e.epoch);
         } else if constexpr (std::is_same_v<E, WorkflowMoving>) {
-          auto it = workflows_.find(e.workflow_id);
-          if (it == workflows_.end()) return;
-          WorkflowRoute& route = it->second;
+          WorkflowRoute* found_route = route_of(e.workflow_id);
+          if (found_route == nullptr) return;
+          WorkflowRoute& route = *found_route;
           if (!route.in_transition || route.confirmed) ++status_.moving;
           if (!route.in_transition) ++carrying_;
           SetShard(e.workflow_id, route, e.old_shard);
@@ -125,9 +173,11 @@ void ShardMapState::Apply(const Record& record, ShardMapTouched* touched) {
           report.seq = seq;
           if (touched) touched->reports.insert(e.shard);
         } else if constexpr (std::is_same_v<E, WorkflowMoveConfirmed>) {
-          auto it = workflows_.find(e.workflow_id);
-          if (it == workflows_.end() || !it->second.in_transition || it->second.confirmed) return;
-          WorkflowRoute& route = it->second;
+          WorkflowRoute* found_route = route_of(e.workflow_id);
+          if (found_route == nullptr || !found_route->in_transition || found_route->confirmed) {
+            return;
+          }
+          WorkflowRoute& route = *found_route;
           route.confirmed = true;
           SetShard(e.workflow_id, route, route.new_shard);
           route.changed_at = seq;

@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -104,6 +105,11 @@ class ShardMapState {
   // Folds one record (records of other domains are ignored). `touched`, when given,
   // collects what changed.
   void Apply(const Record& record, ShardMapTouched* touched = nullptr);
+  // Folds `records` in order, to the same state as Apply on each. In a long batch that adds
+  // and removes no workflow (a shard-count change's 200,000 moves, a run of confirmations)
+  // the workflows are looked up first, on all cores: each lookup is a few cache misses in a
+  // map of a million entries, and the fold itself then waits on none.
+  void ApplyAll(std::span<const Record* const> records);
 
   const RoutingStatus& status() const { return status_; }
   // A batch lookup; BadRequest on an empty id list.
@@ -169,6 +175,9 @@ class ShardMapState {
   Status LoadRow(std::string_view key, std::string_view value);
 
  private:
+  // Apply, with the route of the record's workflow already looked up when `found` is given
+  // (nullptr in it: no such workflow). Only moves and confirmations use it.
+  void ApplyFound(const Record& record, ShardMapTouched* touched, WorkflowRoute* const* found);
   void Unplace(const std::string& id, uint32_t shard);
   void SetShard(const std::string& id, WorkflowRoute& route, uint32_t shard);
   void EnterPhase(RoutingPhase phase, uint32_t from, uint32_t to, int64_t changes_safe_after_ns,

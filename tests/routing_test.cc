@@ -537,5 +537,60 @@ TEST(RoutingDecider, LargeShardCountChangeIsTheChangedWorkflowsInIdOrder) {
   }
 }
 
+// ApplyAll must fold a batch to the same state as Apply record by record, including when it
+// looks the workflows up ahead on several cores (a long batch that adds and removes none) and
+// when a record of the batch adds or removes one (then it may not).
+TEST(ShardMapState, ApplyAllFoldsABatchAsApplyDoes) {
+  ShardMapState base;
+  uint64_t seq = 0;
+  auto record = [&](Event payload) {
+    Record r;
+    r.seq = ++seq;
+    r.stream = "wf";
+    r.payload = std::move(payload);
+    return r;
+  };
+  constexpr uint32_t kWorkflows = 100'000;
+  auto id = [](uint32_t i) { return "wf-" + std::to_string(i); };
+  for (uint32_t i = 0; i < kWorkflows; ++i) base.Apply(record(WorkflowAssigned{id(i), i % 4, 1}));
+
+  auto fold_both_ways = [&](const std::vector<Record>& batch) {
+    std::vector<const Record*> pointers;
+    for (const Record& r : batch) pointers.push_back(&r);
+    ShardMapState batched = base;
+    batched.ApplyAll(pointers);
+    ShardMapState one_by_one = base;
+    for (const Record& r : batch) one_by_one.Apply(r);
+    EXPECT_EQ(batched.status(), one_by_one.status());
+    EXPECT_EQ(batched.Digest(), one_by_one.Digest());
+    return batched;
+  };
+
+  // Moves of 60,000 workflows, some from a shard they are not on, one twice, one unknown;
+  // then confirmations, one of an unknown workflow and one of a workflow not moving.
+  std::vector<Record> moves;
+  for (uint32_t i = 0; i < 60'000; ++i) {
+    const uint32_t old_shard = i % 100 == 0 ? (i + 1) % 4 : i % 4;
+    moves.push_back(record(WorkflowMoving{id(i), old_shard, 4, 2}));
+  }
+  moves.push_back(record(WorkflowMoving{id(7'007), 0, 4, 2}));
+  moves.push_back(record(WorkflowMoving{"unknown", 0, 4, 2}));
+  for (uint32_t i = 0; i < 1'000; ++i) moves.push_back(record(WorkflowMoveConfirmed{id(i), 4, 2}));
+  moves.push_back(record(WorkflowMoveConfirmed{"unknown", 4, 2}));
+  moves.push_back(record(WorkflowMoveConfirmed{id(kWorkflows - 1), 4, 2}));
+  const ShardMapState moved = fold_both_ways(moves);
+  EXPECT_EQ(moved.status().moving, 60'000u - 1'000u);
+  ASSERT_NE(moved.Find(id(7'007)), nullptr);
+  EXPECT_EQ(moved.Find(id(7'007))->old_shard, 0u);
+  EXPECT_EQ(moved.Find(id(7'007))->shard, 0u);
+
+  // The same with a workflow removed and one added in the batch.
+  std::vector<Record> mixed = moves;
+  mixed.insert(mixed.begin() + 10, record(WorkflowRemoved{id(5), 1}));
+  mixed.insert(mixed.begin() + 20, record(WorkflowAssigned{"unknown", 2, 1}));
+  for (size_t i = 0; i < mixed.size(); ++i) mixed[i].seq = seq + 1 + i;
+  fold_both_ways(mixed);
+}
+
 }  // namespace
 }  // namespace shardledger
