@@ -73,11 +73,14 @@ const std::string* MovedWorkflow(const Event& payload) {
 void ShardMapState::ApplyAll(std::span<const Record* const> records) {
   const size_t parts = PartsFor(records.size(), 20'000);
   // A route looked up ahead stays right only while no record before it adds or removes one.
-  const bool stable = std::none_of(records.begin(), records.end(), [](const Record* record) {
-    return std::holds_alternative<WorkflowAssigned>(record->payload) ||
-           std::holds_alternative<WorkflowRemoved>(record->payload);
-  });
-  if (parts == 1 || !stable) {
+  // (A short batch, the usual one, folds record by record without that scan.)
+  auto stable = [&] {
+    return std::none_of(records.begin(), records.end(), [](const Record* record) {
+      return std::holds_alternative<WorkflowAssigned>(record->payload) ||
+             std::holds_alternative<WorkflowRemoved>(record->payload);
+    });
+  };
+  if (parts == 1 || !stable()) {
     for (const Record* record : records) Apply(*record, nullptr);
     return;
   }
