@@ -50,7 +50,12 @@ class StreamOfKey : public rocksdb::SliceTransform {
 // 12), which keeps a bucket of millions logarithmic. Skiplist buckets for all (the hash
 // skiplist rep) paid a skiplist head per new id or stream: a 200,000-event append spent a
 // fifth of its memtable time creating them. No bucket statistics go to the info log.
-constexpr uint32_t kBucketSkipListThreshold = 256;
+// The threshold is low because a linked-list insert walks the whole list, and Debian's
+// librocksdb is built with assertions on, so each insert also walks it for `!Contains(key)`:
+// at 256, a busy stream's first 256 rows cost ~3 × 128 key comparisons each, and the
+// writer spent a third of its time there (perf, `shardledger-bench --only buffered_append
+// append`). Workflows and jobs have fewer rows than 16, so their buckets stay lists.
+constexpr uint32_t kBucketSkipListThreshold = 16;
 
 rocksdb::MemTableRepFactory* HashedMemtable() {
   return rocksdb::NewHashLinkListRepFactory(size_t{1} << 20, /*huge_page_tlb_size=*/0,
