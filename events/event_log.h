@@ -35,6 +35,7 @@
 #include "events/fold_hook.h"
 #include "events/record.h"
 #include "events/status.h"
+#include "events/stream_table.h"
 
 namespace shardledger {
 
@@ -231,17 +232,10 @@ class EventLog {
   // the writer as it stages. Each group is written into RocksDB before the next is staged, so
   // RocksDB answers for every earlier group's event ids and this cache never holds a version
   // RocksDB would not also give once the write lands. Cleared when a group fails.
-  struct StreamEntry {
-    uint64_t version = 0;
-    uint64_t group = 0;  // the last group that wrote the stream (its head row is due)
-  };
-  struct StreamNameHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view name) const { return std::hash<std::string_view>{}(name); }
-  };
-  using StreamCache = std::unordered_map<std::string, StreamEntry, StreamNameHash, std::equal_to<>>;
-  Result<StreamCache::value_type*> CachedStream(std::string_view stream);
-  StreamCache stream_cache_;
+  // An entry's `group` is the last group that wrote the stream (its head row is due).
+  // `hash` is StreamTable::Hash(stream).
+  Result<StreamTable::Entry*> CachedStream(std::string_view stream, uint64_t hash);
+  StreamTable stream_cache_;
   uint64_t group_number_ = 0;  // numbers the groups the writer stages, from 1
   LogHead staged_head_;  // the last record staged, maybe not written or durable
   int64_t last_timestamp_ns_ = 0;

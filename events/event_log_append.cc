@@ -177,6 +177,7 @@ void EventLog::AppendAsync(AppendBatch batch, AppendCallback done) {
     PrefaultForWrite(pending->prepared.data(), n * sizeof(PreparedRecord));
     pending->prepared.resize(n);
     pending->kinds.resize(n);
+    pending->stream_hashes.resize(n);
     // Each part's records go into an arena of its own, sized for ~512 bytes a record: one
     // block, faulted in at once, for a large batch.
     const size_t parts = PartsFor(n, 20'000);
@@ -197,6 +198,7 @@ void EventLog::AppendAsync(AppendBatch batch, AppendCallback done) {
         record.stream = event.stream;
         record.event_id = event.event_id;
         pending->kinds[i] = {TypeOf(event.payload), JobTypeOf(event.payload)};
+        pending->stream_hashes[i] = StreamTable::Hash(event.stream);
         record.payload = std::move(event.payload);
         pending->prepared[i] = PrepareRecord(record, pending->arenas[part]);
         event.payload = std::move(record.payload);
@@ -285,10 +287,10 @@ bool EventLog::GroupQueue::TakeAll(std::vector<std::unique_ptr<StagedGroup>>& ou
   return true;
 }
 
-Result<EventLog::StreamCache::value_type*> EventLog::CachedStream(std::string_view stream) {
-  if (auto it = stream_cache_.find(stream); it != stream_cache_.end()) return &*it;
+Result<StreamTable::Entry*> EventLog::CachedStream(std::string_view stream, uint64_t hash) {
+  if (StreamTable::Entry* entry = stream_cache_.Find(stream, hash)) return entry;
   SL_ASSIGN_OR_RETURN(uint64_t version, StoredStreamVersion(stream));
-  return &*stream_cache_.emplace(std::string(stream), StreamEntry{version, 0}).first;
+  return stream_cache_.Insert(stream, hash, version);
 }
 
 Status EventLog::Validate(Pending& pending, GroupState& group) {
@@ -343,8 +345,9 @@ Status EventLog::Validate(Pending& pending, GroupState& group) {
                     "whole or not at all");
   }
   for (const auto& expectation : batch.expectations) {
-    SL_ASSIGN_OR_RETURN(StreamCache::value_type* entry, CachedStream(expectation.stream));
-    const uint64_t actual = entry->second.version;
+    SL_ASSIGN_OR_RETURN(StreamTable::Entry * entry,
+                        CachedStream(expectation.stream, StreamTable::Hash(expectation.stream)));
+    const uint64_t actual = entry->version;
     if (!expectation.expected.Holds(actual)) {
       return Status(ErrorCode::kWrongExpectedVersion,
                     "stream " + expectation.stream + ": expected version " +
@@ -401,18 +404,22 @@ void EventLog::Stage(Pending& pending, GroupState& group, rocksdb::WriteBatch& b
   };
 
   auto place_all = [&] {
+    const std::vector<uint64_t>& hashes = pending.stream_hashes;
     for (size_t i = 0; i < n; ++i) {
       NewEvent& event = append.events[i];
       PreparedRecord& prepared = pending.prepared[i];
-      // Streams written without an expectation are looked up here. A lookup failure is the
-      // storage's, not the batch's: it fails the group.
-      auto cached = CachedStream(event.stream);
+      // Streams written without an expectation are looked up here, their slots and entries
+      // fetched a few events ahead. A lookup failure is the storage's, not the batch's: it
+      // fails the group.
+      if (i + 16 < n) stream_cache_.PrefetchSlot(hashes[i + 16]);
+      if (i + 8 < n) stream_cache_.PrefetchEntry(hashes[i + 8]);
+      auto cached = CachedStream(event.stream, hashes[i]);
       if (!cached.ok()) {
         group_error = cached.status();
         if (placed) placed->Abandon();
         return;
       }
-      StreamEntry& stream = (*cached)->second;
+      StreamTable::Entry& stream = **cached;
       if (stream.group != group.number) {
         stream.group = group.number;
         group.streams.push_back(*cached);
@@ -505,7 +512,7 @@ std::unique_ptr<EventLog::StagedGroup> EventLog::StageGroup(
     }
   }
   // The stream cache starts over when it is full.
-  if (stream_cache_.size() >= options_.stream_cache_limit) stream_cache_.clear();
+  if (stream_cache_.size() >= options_.stream_cache_limit) stream_cache_.Clear();
 
   GroupState state;
   state.number = ++group_number_;
@@ -539,7 +546,7 @@ std::unique_ptr<EventLog::StagedGroup> EventLog::StageGroup(
 
   if (!staged->error.ok()) {
     for (FoldHook* hook : hooks_) hook->Discard(staged_head_.seq);
-    stream_cache_.clear();  // it holds versions of the discarded group
+    stream_cache_.Clear();  // it holds versions of the discarded group
     return staged;
   }
   if (state.seq == staged_head_.seq) return staged;  // nothing to write
@@ -549,14 +556,13 @@ std::unique_ptr<EventLog::StagedGroup> EventLog::StageGroup(
   staged->batch.Put(meta_cf_, "head", head_value);
   // Each stream's head row once per group, at its last version: a row rewritten per event
   // piles up versions of one key in the memtable, and inserting among them gets slow.
-  // The entries were last touched a whole group ago: each is fetched a few rows ahead, its
-  // node and then its name, rather than waited for (200,000 of them in a shard-count change).
+  // The entries were last touched a whole group ago: each is fetched a few rows ahead
+  // rather than waited for (200,000 of them in a shard-count change).
   const size_t streams = state.streams.size();
   for (size_t i = 0; i < streams; ++i) {
-    if (i + 16 < streams) __builtin_prefetch(state.streams[i + 16]);
-    if (i + 8 < streams) __builtin_prefetch(state.streams[i + 8]->first.data());
-    const StreamCache::value_type* stream = state.streams[i];
-    staged->batch.Put(streams_cf_, StreamHeadKey(stream->first), BigEndian64(stream->second.version));
+    if (i + 8 < streams) __builtin_prefetch(state.streams[i + 8]);
+    const StreamTable::Entry* stream = state.streams[i];
+    staged->batch.Put(streams_cf_, StreamHeadKey(stream->name()), BigEndian64(stream->version));
   }
   for (FoldHook* hook : hooks_) hook->FinishBatch(staged->batch);
   last_timestamp_ns_ = state.timestamp_ns;

@@ -30,6 +30,7 @@ struct EventLog::Pending {
   std::vector<PreparedRecord> prepared;
   std::vector<ByteArena> arenas;  // where `prepared` keeps its bytes
   std::vector<std::pair<EventType, std::optional<JobType>>> kinds;
+  std::vector<uint64_t> stream_hashes;  // StreamTable::Hash of each event's stream
   // The records the hooks folded (empty without hooks): they hold pointers to them until the
   // group is published or discarded, and the group outlives both.
   std::vector<Record> records;
@@ -43,9 +44,9 @@ struct EventLog::Pending {
 // Stream versions move in the log's stream cache itself (undone by clearing it when the
 // group fails).
 struct EventLog::GroupState {
-  uint64_t number = 0;  // this group's number (StreamEntry::group)
+  uint64_t number = 0;  // this group's number (StreamTable::Entry::group)
   // Streams the group wrote, each once: their head rows are written at the end.
-  std::vector<StreamCache::value_type*> streams;
+  std::vector<StreamTable::Entry*> streams;
   // Event ids of the group's earlier appends: RocksDB cannot answer for them yet. Filled only
   // when another append follows in the group (an append's own ids are distinct, checked on
   // the caller's thread).
