@@ -203,43 +203,48 @@ const WorkflowRoute* ShardMapState::Find(std::string_view workflow_id) const {
 
 Result<WorkflowShardMapping> ShardMapState::GetWorkflowShardMapping(
     const std::vector<std::string>& ids) const {
-  return GetWorkflowShardMappingOfViews(std::vector<std::string_view>(ids.begin(), ids.end()));
+  SL_ASSIGN_OR_RETURN(auto view, GetWorkflowShardMappingOfViews(
+                                     std::vector<std::string_view>(ids.begin(), ids.end())));
+  WorkflowShardMapping out;
+  out.mapping_version = view.mapping_version;
+  out.mappings.reserve(view.mappings.size());
+  for (const auto& m : view.mappings) {
+    out.mappings.push_back({std::string(m.workflow_id), m.shard, m.state});
+  }
+  out.unknown_ids.assign(view.unknown_ids.begin(), view.unknown_ids.end());
+  return out;
 }
 
-Result<WorkflowShardMapping> ShardMapState::GetWorkflowShardMappingOfViews(
+Result<WorkflowShardMappingView> ShardMapState::GetWorkflowShardMappingOfViews(
     const std::vector<std::string_view>& ids) const {
   if (ids.empty()) {
     return Status(ErrorCode::kBadRequest, "GetWorkflowShardMapping needs at least one workflow id");
   }
-  WorkflowShardMapping out;
+  WorkflowShardMappingView out;
   out.mapping_version = status_.map_version;
+  out.mappings.reserve(ids.size());
   // Unknown ids are reported in request order, each once.
   std::unordered_set<std::string_view> unknown_seen;
-  std::vector<std::pair<std::string_view, const WorkflowRoute*>> found;
-  found.reserve(ids.size());
   for (std::string_view id : ids) {
     if (const WorkflowRoute* route = Find(id)) {
-      found.emplace_back(id, route);
+      MappingState state;
+      state.in_transition = route->in_transition;
+      state.confirmed = route->confirmed;
+      if (route->in_transition) {
+        state.old_shard = route->old_shard;
+        state.new_shard = route->new_shard;
+      } else {
+        state.new_shard = route->shard;
+      }
+      out.mappings.push_back({id, route->shard, state});
     } else if (unknown_seen.insert(id).second) {
-      out.unknown_ids.emplace_back(id);
+      out.unknown_ids.push_back(id);
     }
   }
-  // The maps fill in key order, each insert at the end: no tree walks.
-  std::sort(found.begin(), found.end());
-  for (const auto& [id, route] : found) {
-    if (!out.mappings.empty() && out.mappings.rbegin()->first == id) continue;  // a repeated id
-    out.mappings.emplace_hint(out.mappings.end(), id, route->shard);
-    MappingState state;
-    state.in_transition = route->in_transition;
-    state.confirmed = route->confirmed;
-    if (route->in_transition) {
-      state.old_shard = route->old_shard;
-      state.new_shard = route->new_shard;
-    } else {
-      state.new_shard = route->shard;
-    }
-    out.mapping_states.emplace_hint(out.mapping_states.end(), id, state);
-  }
+  auto by_id = [](const auto& a, const auto& b) { return a.workflow_id < b.workflow_id; };
+  std::sort(out.mappings.begin(), out.mappings.end(), by_id);
+  // A repeated id: its entries are equal, one stays.
+  out.mappings.erase(std::unique(out.mappings.begin(), out.mappings.end()), out.mappings.end());
   return out;
 }
 

@@ -80,14 +80,35 @@ struct MappingState {
   bool operator==(const MappingState&) const = default;
 };
 
-// The answer to GetWorkflowShardMapping(ids): mappings (id -> shard to route to now),
-// mapping states, the map version; ids the map does not know are listed apart.
-struct WorkflowShardMapping {
-  std::map<std::string, uint32_t> mappings;
-  std::map<std::string, MappingState> mapping_states;
-  uint64_t mapping_version = 0;
-  std::vector<std::string> unknown_ids;  // in request order, each once
+// The answer to GetWorkflowShardMapping(ids): for each known id, the shard to route to now
+// and its mapping state; the map version; ids the map does not know, listed apart. `Text` is
+// std::string for an answer that owns its ids, std::string_view for one whose ids point into
+// the request (the RPC server's: a thousand ids then cost no allocation).
+template <typename Text>
+struct BasicWorkflowMapping {
+  Text workflow_id;
+  uint32_t shard = 0;  // where to route it now
+  MappingState state;
+  bool operator==(const BasicWorkflowMapping&) const = default;
 };
+
+template <typename Text>
+struct BasicWorkflowShardMapping {
+  std::vector<BasicWorkflowMapping<Text>> mappings;  // ascending by id, each id once
+  uint64_t mapping_version = 0;
+  std::vector<Text> unknown_ids;  // in request order, each once
+
+  // The entry for `id`, or nullptr when the answer has none.
+  const BasicWorkflowMapping<Text>* Find(std::string_view id) const {
+    auto it = std::lower_bound(mappings.begin(), mappings.end(), id,
+                               [](const auto& m, std::string_view key) { return m.workflow_id < key; });
+    return it != mappings.end() && it->workflow_id == id ? &*it : nullptr;
+  }
+};
+
+using WorkflowMapping = BasicWorkflowMapping<std::string>;
+using WorkflowShardMapping = BasicWorkflowShardMapping<std::string>;
+using WorkflowShardMappingView = BasicWorkflowShardMapping<std::string_view>;
 
 // What one Apply changed, for the projection's persisted rows.
 struct ShardMapTouched {
@@ -114,8 +135,10 @@ class ShardMapState {
   const RoutingStatus& status() const { return status_; }
   // A batch lookup; BadRequest on an empty id list.
   Result<WorkflowShardMapping> GetWorkflowShardMapping(const std::vector<std::string>& ids) const;
-  // The same, for ids that live elsewhere (a request's buffer).
-  Result<WorkflowShardMapping> GetWorkflowShardMappingOfViews(const std::vector<std::string_view>& ids) const;
+  // The same, answered with views of `ids` (which must outlive the answer): the routes are
+  // copied, the ids are not.
+  Result<WorkflowShardMappingView> GetWorkflowShardMappingOfViews(
+      const std::vector<std::string_view>& ids) const;
   // Every persisted row (status, workflows, tombstones, reports): a snapshot that LoadRow
   // reads back into an equal state.
   void ForEachRow(const std::function<void(const std::string& key, const std::string& value)>& visit) const;

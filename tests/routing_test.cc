@@ -431,12 +431,14 @@ TEST_F(Routing, GetWorkflowShardMappingAnswersUpstreamsShape) {
   EXPECT_EQ(answer->unknown_ids, std::vector<std::string>{"nope"});
   ASSERT_EQ(answer->mappings.size(), 2u);
   const WorkflowRoute moving_route = Route(moving);
-  EXPECT_EQ(answer->mappings.at(moving), moving_route.old_shard);
-  const MappingState& m = answer->mapping_states.at(moving);
+  ASSERT_NE(answer->Find(moving), nullptr);
+  ASSERT_NE(answer->Find(staying), nullptr);
+  EXPECT_EQ(answer->Find(moving)->shard, moving_route.old_shard);
+  const MappingState& m = answer->Find(moving)->state;
   EXPECT_TRUE(m.in_transition);
   EXPECT_EQ(m.old_shard, std::optional<uint32_t>(moving_route.old_shard));
   EXPECT_EQ(m.new_shard, 4u);
-  const MappingState& s = answer->mapping_states.at(staying);
+  const MappingState& s = answer->Find(staying)->state;
   EXPECT_FALSE(s.in_transition);
   EXPECT_EQ(s.old_shard, std::nullopt) << "a workflow not moving has no old shard";
   EXPECT_EQ(s.new_shard, Route(staying).shard);

@@ -95,7 +95,6 @@ TEST_F(Rpc, RoutingCommandsAndQueriesRoundTrip) {
       [](const ShardMapState& s) { return s.GetWorkflowShardMapping({"wf-1", "wf-2", "unknown"}); });
   ASSERT_OK(local);
   EXPECT_EQ(mapping->mappings, local->mappings);
-  EXPECT_EQ(mapping->mapping_states, local->mapping_states);
   EXPECT_EQ(mapping->unknown_ids, std::vector<std::string>{"unknown"});
   EXPECT_EQ(mapping->mapping_version, local->mapping_version);
 
@@ -126,6 +125,47 @@ TEST_F(Rpc, RoutingCommandsAndQueriesRoundTrip) {
   ASSERT_OK(chain);
   EXPECT_FALSE(chain->first_bad_seq.has_value());
   EXPECT_EQ(chain->checked, head->seq);
+}
+
+// The client reads a mapping answer in any order: sorted, a repeated id once, each state
+// matched to its mapping by id; a mapping without a state, or the reverse, is refused.
+TEST(MappingAnswer, IsReadInAnyOrderAndRefusedWhenItsListsDisagree) {
+  struct Row {
+    const char* id;
+    uint32_t shard;
+  };
+  auto answer = [](std::vector<Row> mappings, std::vector<Row> states) {
+    capnp::MallocMessageBuilder message;
+    auto out = message.initRoot<wire::WorkflowShardMapping>();
+    auto m = out.initMappings(static_cast<unsigned>(mappings.size()));
+    for (unsigned i = 0; i < m.size(); ++i) {
+      m[i].setWorkflowId(mappings[i].id);
+      m[i].setShard(mappings[i].shard);
+    }
+    auto s = out.initMappingStates(static_cast<unsigned>(states.size()));
+    for (unsigned i = 0; i < s.size(); ++i) {
+      s[i].setWorkflowId(states[i].id);
+      s[i].setNewShard(states[i].shard);
+    }
+    out.setMappingVersion(7);
+    return FromWire(out.asReader());
+  };
+  auto read = answer({{"c", 3}, {"a", 1}, {"b", 2}, {"a", 9}}, {{"b", 20}, {"c", 30}, {"a", 10}});
+  ASSERT_OK(read);
+  ASSERT_EQ(read->mappings.size(), 3u);
+  EXPECT_EQ(read->mappings[0], (WorkflowMapping{"a", 1, {std::nullopt, 10, false, false}}));
+  EXPECT_EQ(read->mappings[1], (WorkflowMapping{"b", 2, {std::nullopt, 20, false, false}}));
+  EXPECT_EQ(read->mappings[2], (WorkflowMapping{"c", 3, {std::nullopt, 30, false, false}}));
+  EXPECT_EQ(read->mapping_version, 7u);
+  EXPECT_EQ(read->Find("b"), &read->mappings[1]);
+  EXPECT_EQ(read->Find("d"), nullptr);
+
+  auto orphan_state = answer({{"a", 1}}, {{"a", 1}, {"z", 2}});
+  EXPECT_EQ(orphan_state.status().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(orphan_state.status().message().find("z"), std::string::npos);
+  auto stateless = answer({{"a", 1}, {"b", 2}}, {{"a", 1}});
+  EXPECT_EQ(stateless.status().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(stateless.status().message().find("b"), std::string::npos);
 }
 
 TEST_F(Rpc, TypedErrorsComeBackTyped) {

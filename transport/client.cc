@@ -259,7 +259,7 @@ Result<WorkflowShardMapping> RpcClient::GetWorkflowShardMapping(const std::vecto
       },
       [&](wire::Response::Reader response) {
         SL_EXPECT_RESPONSE(response, MAPPING, "getWorkflowShardMapping");
-        out = FromWire(response.getMapping());
+        SL_ASSIGN_OR_RETURN(out, FromWire(response.getMapping()));
         return Status::Ok();
       }));
   return out;

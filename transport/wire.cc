@@ -266,43 +266,73 @@ RoutingStatus FromWire(wire::RoutingState::Reader in) {
   return status;
 }
 
-void ToWire(const WorkflowShardMapping& mapping, wire::WorkflowShardMapping::Builder out) {
-  auto mappings = out.initMappings(static_cast<unsigned>(mapping.mappings.size()));
-  unsigned i = 0;
-  for (const auto& [id, shard] : mapping.mappings) {
+void ToWire(const WorkflowShardMappingView& mapping, wire::WorkflowShardMapping::Builder out) {
+  const auto n = static_cast<unsigned>(mapping.mappings.size());
+  auto mappings = out.initMappings(n);
+  auto states = out.initMappingStates(n);
+  for (unsigned i = 0; i < n; ++i) {
+    const auto& m = mapping.mappings[i];
+    const capnp::Text::Reader id(m.workflow_id.data(), m.workflow_id.size());
     mappings[i].setWorkflowId(id);
-    mappings[i].setShard(shard);
-    ++i;
-  }
-  auto states = out.initMappingStates(static_cast<unsigned>(mapping.mapping_states.size()));
-  i = 0;
-  for (const auto& [id, state] : mapping.mapping_states) {
+    mappings[i].setShard(m.shard);
     states[i].setWorkflowId(id);
-    states[i].setHasOldShard(state.old_shard.has_value());
-    states[i].setOldShard(state.old_shard.value_or(0));
-    states[i].setNewShard(state.new_shard);
-    states[i].setInTransition(state.in_transition);
-    states[i].setConfirmed(state.confirmed);
-    ++i;
+    states[i].setHasOldShard(m.state.old_shard.has_value());
+    states[i].setOldShard(m.state.old_shard.value_or(0));
+    states[i].setNewShard(m.state.new_shard);
+    states[i].setInTransition(m.state.in_transition);
+    states[i].setConfirmed(m.state.confirmed);
   }
   out.setMappingVersion(mapping.mapping_version);
-  SetTexts(mapping.unknown_ids, out.initUnknownIds(static_cast<unsigned>(mapping.unknown_ids.size())));
+  auto unknown = out.initUnknownIds(static_cast<unsigned>(mapping.unknown_ids.size()));
+  for (unsigned i = 0; i < unknown.size(); ++i) {
+    unknown.set(i, capnp::Text::Reader(mapping.unknown_ids[i].data(), mapping.unknown_ids[i].size()));
+  }
 }
 
-WorkflowShardMapping FromWire(wire::WorkflowShardMapping::Reader in) {
+Result<WorkflowShardMapping> FromWire(wire::WorkflowShardMapping::Reader in) {
   WorkflowShardMapping mapping;
-  // The server sends both lists in key order; the end hint makes each insert O(1) then (and
-  // any order still comes out right). A repeated id keeps its first entry.
-  for (auto m : in.getMappings()) {
-    mapping.mappings.emplace_hint(mapping.mappings.end(), std::string_view(m.getWorkflowId().cStr(), m.getWorkflowId().size()), m.getShard());
+  auto text = [](capnp::Text::Reader t) { return std::string_view(t.cStr(), t.size()); };
+  auto list = in.getMappings();
+  mapping.mappings.reserve(list.size());
+  for (auto m : list) {
+    mapping.mappings.push_back({std::string(text(m.getWorkflowId())), m.getShard(), {}});
   }
-  for (auto s : in.getMappingStates()) {
+  // Our server sends both lists in id order, each id once, the states in the mappings'
+  // positions. Any other order is put right here: sorted, a repeated id keeping its first
+  // entry, each state matched to its mapping by id. A mapping without a state, or a state
+  // without a mapping, is an answer that cannot be right.
+  auto by_id = [](const auto& a, const auto& b) { return a.workflow_id < b.workflow_id; };
+  auto same_id = [](const auto& a, const auto& b) { return a.workflow_id == b.workflow_id; };
+  if (!std::is_sorted(mapping.mappings.begin(), mapping.mappings.end(), by_id)) {
+    std::stable_sort(mapping.mappings.begin(), mapping.mappings.end(), by_id);
+  }
+  mapping.mappings.erase(std::unique(mapping.mappings.begin(), mapping.mappings.end(), same_id),
+                         mapping.mappings.end());
+  std::vector<bool> stated(mapping.mappings.size());
+  auto states = in.getMappingStates();
+  for (unsigned i = 0; i < states.size(); ++i) {
+    auto s = states[i];
+    const std::string_view id = text(s.getWorkflowId());
+    WorkflowMapping* entry = i < mapping.mappings.size() && mapping.mappings[i].workflow_id == id
+                                 ? &mapping.mappings[i]
+                                 : const_cast<WorkflowMapping*>(mapping.Find(id));
+    if (entry == nullptr) {
+      return Status(ErrorCode::kUnavailable, "the daemon's mapping answer has a state for " +
+                                                 std::string(id) + " but no mapping");
+    }
+    stated[entry - mapping.mappings.data()] = true;
     MappingState state;
     if (s.getHasOldShard()) state.old_shard = s.getOldShard();
     state.new_shard = s.getNewShard();
     state.in_transition = s.getInTransition();
     state.confirmed = s.getConfirmed();
-    mapping.mapping_states.emplace_hint(mapping.mapping_states.end(), std::string_view(s.getWorkflowId().cStr(), s.getWorkflowId().size()), state);
+    entry->state = state;
+  }
+  for (size_t i = 0; i < stated.size(); ++i) {
+    if (!stated[i]) {
+      return Status(ErrorCode::kUnavailable, "the daemon's mapping answer has a mapping for " +
+                                                 mapping.mappings[i].workflow_id + " but no state");
+    }
   }
   mapping.mapping_version = in.getMappingVersion();
   mapping.unknown_ids = Texts(in.getUnknownIds());

@@ -54,8 +54,9 @@ void ToWire(const JobRecord& job, wire::JobRecord::Builder out);
 Result<JobRecord> FromWire(wire::JobRecord::Reader in);
 void ToWire(const RoutingStatus& status, uint64_t workflows, wire::RoutingState::Builder out);
 RoutingStatus FromWire(wire::RoutingState::Reader in);
-void ToWire(const WorkflowShardMapping& mapping, wire::WorkflowShardMapping::Builder out);
-WorkflowShardMapping FromWire(wire::WorkflowShardMapping::Reader in);
+void ToWire(const WorkflowShardMappingView& mapping, wire::WorkflowShardMapping::Builder out);
+// The answer of GetWorkflowShardMapping; Unavailable when its two lists do not match.
+Result<WorkflowShardMapping> FromWire(wire::WorkflowShardMapping::Reader in);
 
 std::vector<std::string> Texts(capnp::List<capnp::Text>::Reader list);
 void SetTexts(const std::vector<std::string>& texts, capnp::List<capnp::Text>::Builder out);

@@ -282,14 +282,15 @@ int main(int argc, char** argv) {
   mapping_get->callback(run([&](Connection& c) -> Status {
     SL_ASSIGN_OR_RETURN(auto m, c.client->GetWorkflowShardMapping(ReadIds(ids, ids_file)));
     if (g.json) {
-      json states = json::object();
-      for (const auto& [id, s] : m.mapping_states) {
+      json mappings = json::object(), states = json::object();
+      for (const auto& [id, shard, s] : m.mappings) {
+        mappings[id] = shard;
         states[id] = {{"oldShard", s.old_shard ? json(*s.old_shard) : json(nullptr)},
                       {"newShard", s.new_shard},
                       {"inTransition", s.in_transition},
                       {"confirmed", s.confirmed}};
       }
-      std::cout << json{{"mappings", m.mappings},
+      std::cout << json{{"mappings", mappings},
                         {"mappingStates", states},
                         {"mappingVersion", m.mapping_version},
                         {"unknownIds", m.unknown_ids}}
@@ -297,8 +298,7 @@ int main(int argc, char** argv) {
                 << "\n";
     } else {
       std::vector<std::vector<std::string>> rows;
-      for (const auto& [id, shard] : m.mappings) {
-        const MappingState& s = m.mapping_states.at(id);
+      for (const auto& [id, shard, s] : m.mappings) {
         rows.push_back({id, std::to_string(shard), s.old_shard ? std::to_string(*s.old_shard) : "-",
                         std::to_string(s.new_shard), s.in_transition ? (s.confirmed ? "moving, confirmed" : "moving")
                                                                      : "steady"});
