@@ -100,8 +100,8 @@ struct BasicWorkflowShardMapping {
 
   // The entry for `id`, or nullptr when the answer has none.
   const BasicWorkflowMapping<Text>* Find(std::string_view id) const {
-    auto it = std::lower_bound(mappings.begin(), mappings.end(), id,
-                               [](const auto& m, std::string_view key) { return m.workflow_id < key; });
+    auto before = [](const auto& m, std::string_view key) { return m.workflow_id < key; };
+    auto it = std::lower_bound(mappings.begin(), mappings.end(), id, before);
     return it != mappings.end() && it->workflow_id == id ? &*it : nullptr;
   }
 };

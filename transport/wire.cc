@@ -285,7 +285,8 @@ void ToWire(const WorkflowShardMappingView& mapping, wire::WorkflowShardMapping:
   out.setMappingVersion(mapping.mapping_version);
   auto unknown = out.initUnknownIds(static_cast<unsigned>(mapping.unknown_ids.size()));
   for (unsigned i = 0; i < unknown.size(); ++i) {
-    unknown.set(i, capnp::Text::Reader(mapping.unknown_ids[i].data(), mapping.unknown_ids[i].size()));
+    const std::string_view id = mapping.unknown_ids[i];
+    unknown.set(i, capnp::Text::Reader(id.data(), id.size()));
   }
 }
 
