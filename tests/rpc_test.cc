@@ -150,7 +150,8 @@ TEST(MappingAnswer, IsReadInAnyOrderAndRefusedWhenItsListsDisagree) {
     out.setMappingVersion(7);
     return FromWire(out.asReader());
   };
-  auto read = answer({{"c", 3}, {"a", 1}, {"b", 2}, {"a", 9}}, {{"b", 20}, {"c", 30}, {"a", 10}});
+  auto read = answer({{"c", 3}, {"a", 1}, {"b", 2}, {"a", 9}},
+                     {{"b", 20}, {"c", 30}, {"a", 10}, {"b", 99}});
   ASSERT_OK(read);
   ASSERT_EQ(read->mappings.size(), 3u);
   EXPECT_EQ(read->mappings[0], (WorkflowMapping{"a", 1, {std::nullopt, 10, false, false}}));

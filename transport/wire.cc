@@ -314,14 +314,18 @@ Result<WorkflowShardMapping> FromWire(wire::WorkflowShardMapping::Reader in) {
   for (unsigned i = 0; i < states.size(); ++i) {
     auto s = states[i];
     const std::string_view id = text(s.getWorkflowId());
-    WorkflowMapping* entry = i < mapping.mappings.size() && mapping.mappings[i].workflow_id == id
-                                 ? &mapping.mappings[i]
-                                 : const_cast<WorkflowMapping*>(mapping.Find(id));
-    if (entry == nullptr) {
-      return Status(ErrorCode::kUnavailable, "the daemon's mapping answer has a state for " +
-                                                 std::string(id) + " but no mapping");
+    size_t at = i;  // where our server puts it
+    if (at >= mapping.mappings.size() || mapping.mappings[at].workflow_id != id) {
+      const WorkflowMapping* found = mapping.Find(id);
+      if (found == nullptr) {
+        return Status(ErrorCode::kUnavailable, "the daemon's mapping answer has a state for " +
+                                                   std::string(id) + " but no mapping");
+      }
+      at = static_cast<size_t>(found - mapping.mappings.data());
     }
-    stated[entry - mapping.mappings.data()] = true;
+    if (stated[at]) continue;  // a repeated id keeps its first state, as its first mapping
+    stated[at] = true;
+    WorkflowMapping* entry = &mapping.mappings[at];
     MappingState state;
     if (s.getHasOldShard()) state.old_shard = s.getOldShard();
     state.new_shard = s.getNewShard();
