@@ -283,11 +283,8 @@ void ToWire(const WorkflowShardMappingView& mapping, wire::WorkflowShardMapping:
     states[i].setConfirmed(m.state.confirmed);
   }
   out.setMappingVersion(mapping.mapping_version);
-  auto unknown = out.initUnknownIds(static_cast<unsigned>(mapping.unknown_ids.size()));
-  for (unsigned i = 0; i < unknown.size(); ++i) {
-    const std::string_view id = mapping.unknown_ids[i];
-    unknown.set(i, capnp::Text::Reader(id.data(), id.size()));
-  }
+  const auto unknown = static_cast<unsigned>(mapping.unknown_ids.size());
+  SetTexts(mapping.unknown_ids, out.initUnknownIds(unknown));
 }
 
 Result<WorkflowShardMapping> FromWire(wire::WorkflowShardMapping::Reader in) {
@@ -353,6 +350,12 @@ std::vector<std::string> Texts(capnp::List<capnp::Text>::Reader list) {
 
 void SetTexts(const std::vector<std::string>& texts, capnp::List<capnp::Text>::Builder out) {
   for (size_t i = 0; i < texts.size(); ++i) out.set(static_cast<unsigned>(i), texts[i]);
+}
+
+void SetTexts(const std::vector<std::string_view>& texts, capnp::List<capnp::Text>::Builder out) {
+  for (size_t i = 0; i < texts.size(); ++i) {
+    out.set(static_cast<unsigned>(i), capnp::Text::Reader(texts[i].data(), texts[i].size()));
+  }
 }
 
 std::vector<std::string> EventTypeNames(const std::vector<Event>& events) {

@@ -60,6 +60,7 @@ Result<WorkflowShardMapping> FromWire(wire::WorkflowShardMapping::Reader in);
 
 std::vector<std::string> Texts(capnp::List<capnp::Text>::Reader list);
 void SetTexts(const std::vector<std::string>& texts, capnp::List<capnp::Text>::Builder out);
+void SetTexts(const std::vector<std::string_view>& texts, capnp::List<capnp::Text>::Builder out);
 std::vector<std::string> EventTypeNames(const std::vector<Event>& events);
 
 }  // namespace shardledger
