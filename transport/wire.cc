@@ -348,16 +348,6 @@ std::vector<std::string> Texts(capnp::List<capnp::Text>::Reader list) {
   return out;
 }
 
-void SetTexts(const std::vector<std::string>& texts, capnp::List<capnp::Text>::Builder out) {
-  for (size_t i = 0; i < texts.size(); ++i) out.set(static_cast<unsigned>(i), texts[i]);
-}
-
-void SetTexts(const std::vector<std::string_view>& texts, capnp::List<capnp::Text>::Builder out) {
-  for (size_t i = 0; i < texts.size(); ++i) {
-    out.set(static_cast<unsigned>(i), capnp::Text::Reader(texts[i].data(), texts[i].size()));
-  }
-}
-
 std::vector<std::string> EventTypeNames(const std::vector<Event>& events) {
   std::vector<std::string> names;
   names.reserve(events.size());

@@ -59,8 +59,14 @@ void ToWire(const WorkflowShardMappingView& mapping, wire::WorkflowShardMapping:
 Result<WorkflowShardMapping> FromWire(wire::WorkflowShardMapping::Reader in);
 
 std::vector<std::string> Texts(capnp::List<capnp::Text>::Reader list);
-void SetTexts(const std::vector<std::string>& texts, capnp::List<capnp::Text>::Builder out);
-void SetTexts(const std::vector<std::string_view>& texts, capnp::List<capnp::Text>::Builder out);
+// Fills `out` (sized to `texts`) from strings or string views, copying each text once.
+template <typename Text>
+void SetTexts(const std::vector<Text>& texts, capnp::List<capnp::Text>::Builder out) {
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const std::string_view text = texts[i];
+    out.set(static_cast<unsigned>(i), capnp::Text::Reader(text.data(), text.size()));
+  }
+}
 std::vector<std::string> EventTypeNames(const std::vector<Event>& events);
 
 }  // namespace shardledger
