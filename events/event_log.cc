@@ -4,6 +4,7 @@
 #include "events/event_log_internal.h"
 
 #include <pthread.h>
+#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/memtablerep.h>
 #include <rocksdb/slice_transform.h>
@@ -142,6 +143,13 @@ Status EventLog::OpenDb() {
   db_options.bytes_per_sync = 1 << 20;
   // One thread writes; the hash memtable of `ids` does not take concurrent inserts anyway.
   db_options.allow_concurrent_memtable_write = false;
+  if (options_.wal_prefill_bytes > 0) {
+    file_system_ = std::make_shared<WalPrefillFileSystem>(
+        rocksdb::FileSystem::Default(),
+        WalPrefillOptions{options_.wal_prefill_bytes, options_.wal_prefill_bytes / 4});
+    env_ = rocksdb::NewCompositeEnv(file_system_);
+    db_options.env = env_.get();
+  }
 
   // Open every column family the directory has (a tool may open a log whose projections it
   // does not know) plus the ones this process needs.
@@ -269,8 +277,13 @@ Status EventLog::SettleStorage() {
 }
 
 LogStats EventLog::Stats() const {
-  std::lock_guard lock(head_mu_);
-  return stats_;
+  LogStats stats;
+  {
+    std::lock_guard lock(head_mu_);
+    stats = stats_;
+  }
+  if (file_system_) stats.wal_prefill = file_system_->Report();
+  return stats;
 }
 
 rocksdb::ColumnFamilyHandle* EventLog::ColumnFamily(std::string_view name) const {

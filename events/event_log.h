@@ -36,6 +36,7 @@
 #include "events/record.h"
 #include "events/status.h"
 #include "events/stream_table.h"
+#include "events/wal_prefill.h"
 
 namespace shardledger {
 
@@ -58,6 +59,9 @@ struct EventLogOptions {
   size_t stream_cache_limit = size_t{1} << 22;
   // The most events one Append may carry.
   size_t max_batch_events = 4'000'000;
+  // Zeros kept written past the end of the write-ahead log, so its fsyncs need no journal
+  // commit for a new size (events/wal_prefill.h); filled a quarter at a time. 0: none.
+  size_t wal_prefill_bytes = size_t{4} << 20;
 };
 
 struct LogHead {
@@ -88,6 +92,7 @@ struct LogStats {
   uint64_t records = 0;  // records written
   uint64_t syncs = 0;    // fsyncs of the write-ahead log
   uint64_t sync_ns = 0;  // time spent in them
+  WalPrefillReport wal_prefill;  // the zeros written ahead of the write-ahead log
 };
 
 // A record as the log hands it to its commit observer: durable, in seq order.
@@ -208,6 +213,9 @@ class EventLog {
 
   const std::string dir_;
   const EventLogOptions options_;
+  // The database's file system and environment, which must outlive it (declared before it).
+  std::shared_ptr<WalPrefillFileSystem> file_system_;
+  std::unique_ptr<rocksdb::Env> env_;
   std::unique_ptr<rocksdb::DB> db_;
   mutable std::mutex cf_mu_;  // guards the two below (a rebuild replaces a handle)
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;

@@ -93,6 +93,10 @@ void ReportGroups(const EventLog& log, const char* how) {
              stats.syncs,
              static_cast<double>(stats.appends) / static_cast<double>(std::max<uint64_t>(1, stats.syncs)),
              static_cast<double>(stats.sync_ns) / 1000.0 / static_cast<double>(std::max<uint64_t>(1, stats.syncs)));
+  const WalPrefillReport& prefill = stats.wal_prefill;
+  fmt::print(stderr, "    write-ahead log zero-filled ahead: {:.1f} MiB, {} writes waited for it{}{}\n",
+             static_cast<double>(prefill.bytes_filled) / (1 << 20), prefill.writer_waits,
+             prefill.failures > 0 ? "; failed: " : "", prefill.last_failure);
 }
 
 // `writers` OS threads, each appending one-event batches with the blocking Append.
