@@ -143,7 +143,9 @@ Status EventLog::OpenDb() {
   db_options.bytes_per_sync = 1 << 20;
   // One thread writes; the hash memtable of `ids` does not take concurrent inserts anyway.
   db_options.allow_concurrent_memtable_write = false;
-  if (options_.wal_prefill_bytes > 0) {
+  // Only a durable log fsyncs its write-ahead log; a buffered one would pay for the zeros
+  // and gain nothing.
+  if (options_.durability == Durability::kDurable && options_.wal_prefill_bytes > 0) {
     file_system_ = std::make_shared<WalPrefillFileSystem>(
         rocksdb::FileSystem::Default(),
         WalPrefillOptions{options_.wal_prefill_bytes, options_.wal_prefill_bytes / 4});

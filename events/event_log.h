@@ -61,6 +61,7 @@ struct EventLogOptions {
   size_t max_batch_events = 4'000'000;
   // Zeros kept written past the end of the write-ahead log, so its fsyncs need no journal
   // commit for a new size (events/wal_prefill.h); filled a quarter at a time. 0: none.
+  // Durable logs only: a buffered log does not fsync.
   size_t wal_prefill_bytes = size_t{4} << 20;
 };
 
