@@ -355,18 +355,12 @@ size_t DataFieldOffset(const char* name) {
   return field.getProto().getSlot().getOffset() * sizeof(uint64_t);
 }
 
-// Encodes `record` canonically, one segment, and fills in where its fixed-size position
-// fields sit in the message WriteMessage makes of it (the standard one-segment table, then
-// the segment). With `placeholders` the position fields are encoded as non-zero
-// placeholders instead of the record's own: canonical form drops trailing zero words of the
-// data section, and non-zero values keep every position field in the encoding, so placement
-// never changes the layout.
-kj::Array<capnp::word> EncodeCanonical(const Record& record, bool placeholders,
-                                       PreparedRecord& offsets) {
-  // The first segment is one buffer per thread, reused: the builder zeroes what it used when
-  // it is destroyed, as its first segment must be zero when it is given.
-  thread_local std::array<capnp::word, 128> first_segment{};
-  capnp::MallocMessageBuilder message(kj::arrayPtr(first_segment.data(), first_segment.size()));
+// Builds `record`'s envelope in `message`. With `placeholders` the position fields are
+// encoded as non-zero placeholders instead of the record's own: canonical form drops trailing
+// zero words of the data section, and non-zero values keep every position field in the
+// encoding, so placement never changes the layout.
+s::Envelope::Reader BuildEnvelope(capnp::MessageBuilder& message, const Record& record,
+                                  bool placeholders) {
   auto env = message.initRoot<s::Envelope>();
   Hash256 ones;
   ones.fill(1);
@@ -382,14 +376,14 @@ kj::Array<capnp::word> EncodeCanonical(const Record& record, bool placeholders,
   env.setHash(AsBytes(placeholders ? Hash256{} : record.hash));
   auto payload = env.initPayload();
   std::visit([&](const auto& e) { Write(e, payload); }, record.payload);
+  return env.asReader();
+}
 
-  // Canonical form is one segment with the root pointer first; prefixing the standard
-  // one-segment table makes it an ordinary unpacked message.
-  kj::Array<capnp::word> words = capnp::canonicalize(env.asReader());
-
-  // Locate the fields by reading the encoding back (a constant-time pointer walk).
-  kj::ArrayPtr<const capnp::word> view(words.begin(), words.size());
-  capnp::SegmentArrayMessageReader reader(kj::arrayPtr(&view, 1));
+// Fills in where the fixed-size position fields of the canonical segment `words` sit in the
+// message made of it (the standard one-segment table, then the segment), by reading the
+// encoding back (a constant-time pointer walk).
+void LocateFields(kj::ArrayPtr<const capnp::word> words, PreparedRecord& offsets) {
+  capnp::SegmentArrayMessageReader reader(kj::arrayPtr(&words, 1));
   auto root = reader.getRoot<s::Envelope>();
   offsets.hash_offset = Offset(root.getHash().begin(), words.begin());
   offsets.prev_hash_offset = Offset(root.getPrevHash().begin(), words.begin());
@@ -400,6 +394,25 @@ kj::Array<capnp::word> EncodeCanonical(const Record& record, bool placeholders,
   offsets.seq_offset = data + kSeq;
   offsets.stream_version_offset = data + kVersion;
   offsets.timestamp_offset = data + kTimestamp;
+}
+
+// The builder's first segment: one buffer per thread, reused. The builder zeroes what it used
+// when it is destroyed, as its first segment must be zero when it is given.
+kj::ArrayPtr<capnp::word> ScratchSegment() {
+  thread_local std::array<capnp::word, 128> first_segment{};
+  return kj::arrayPtr(first_segment.data(), first_segment.size());
+}
+
+// Encodes `record` canonically, one segment (capnp::canonicalize, the reference), and fills
+// in where its position fields sit.
+kj::Array<capnp::word> EncodeCanonical(const Record& record, PreparedRecord& offsets) {
+  capnp::MallocMessageBuilder message(ScratchSegment());
+  s::Envelope::Reader env = BuildEnvelope(message, record, /*placeholders=*/false);
+  // Canonical form is one segment with the root pointer first; prefixing the standard
+  // one-segment table makes it an ordinary unpacked message.
+  kj::Array<capnp::word> words = capnp::canonicalize(env);
+  const capnp::word* begin = words.begin();
+  LocateFields(kj::arrayPtr(begin, words.size()), offsets);
   return words;
 }
 
@@ -422,7 +435,7 @@ void PutLittleEndian64(char* bytes, uint64_t value) {
 
 EncodedRecord EncodeRecord(const Record& record) {
   PreparedRecord offsets;
-  kj::Array<capnp::word> words = EncodeCanonical(record, /*placeholders=*/false, offsets);
+  kj::Array<capnp::word> words = EncodeCanonical(record, offsets);
   EncodedRecord encoded;
   encoded.bytes.resize(MessageBytes(words));
   WriteMessage(words, encoded.bytes.data());
@@ -430,12 +443,33 @@ EncodedRecord EncodeRecord(const Record& record) {
   return encoded;
 }
 
+// The same bytes as EncodeCanonical's, written straight into the arena: the one copy that
+// capnp::canonicalize makes, into a segment sized by the source's total size, without its
+// heap buffers (two per record, and a copy between them) and without its check that the
+// result is canonical, which re-reads the whole copy. The copy is canonical by construction
+// (the same `setStruct(..., canonical=true)` call); the `Codec.Placed*` and `Codec.Prepared*`
+// tests compare the two for every event type. This is the caller's share of every append.
 PreparedRecord PrepareRecord(const Record& record, ByteArena& arena) {
+  capnp::MallocMessageBuilder message(ScratchSegment());
+  const capnp::_::StructReader source = capnp::_::PointerHelpers<s::Envelope>::getInternalReader(
+      BuildEnvelope(message, record, /*placeholders=*/true));
+  const size_t capacity = source.totalSize().wordCount + 1;  // + the root pointer
+  char* out = arena.Take(8 + capacity * sizeof(capnp::word), alignof(capnp::word));
+  auto* segment = reinterpret_cast<capnp::word*>(out + 8);
+  std::memset(segment, 0, capacity * sizeof(capnp::word));  // a builder's segment starts zeroed
+  size_t used = 0;
+  {
+    capnp::FlatMessageBuilder flat(kj::arrayPtr(segment, capacity));
+    capnp::_::PointerHelpers<capnp::AnyPointer>::getInternalBuilder(
+        flat.initRoot<capnp::AnyPointer>())
+        .setStruct(source, /*canonical=*/true);
+    used = flat.getSegmentsForOutput()[0].size();
+  }
+  const uint32_t table[2] = {0, static_cast<uint32_t>(used)};
+  std::memcpy(out, table, sizeof(table));
   PreparedRecord prepared;
-  kj::Array<capnp::word> words = EncodeCanonical(record, /*placeholders=*/true, prepared);
-  const size_t size = MessageBytes(words);
-  prepared.bytes = std::span<char>(arena.Take(size), size);
-  WriteMessage(words, prepared.bytes.data());
+  prepared.bytes = std::span<char>(out, 8 + used * sizeof(capnp::word));
+  LocateFields(kj::arrayPtr(static_cast<const capnp::word*>(segment), used), prepared);
   return prepared;
 }
 

@@ -37,14 +37,20 @@ class ByteArena {
  public:
   explicit ByteArena(size_t block_bytes = 4096) : block_bytes_(block_bytes) {}
 
-  char* Take(size_t bytes) {
-    if (bytes > left_) {
+  // `align` (a power of two, at most 16: a block starts at operator new's alignment) places
+  // the bytes at a multiple of it.
+  char* Take(size_t bytes, size_t align = 1) {
+    size_t pad = (align - reinterpret_cast<uintptr_t>(next_) % align) % align;
+    if (bytes + pad > left_) {
       const size_t size = std::max(bytes, block_bytes_);
       blocks_.push_back(std::make_unique_for_overwrite<char[]>(size));
       next_ = blocks_.back().get();
       left_ = size;
+      pad = 0;
       PrefaultForWrite(next_, size);
     }
+    next_ += pad;
+    left_ -= pad;
     char* taken = next_;
     next_ += bytes;
     left_ -= bytes;

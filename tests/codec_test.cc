@@ -76,6 +76,46 @@ TEST(Codec, PlacedRecordIsTheCanonicalEncodingOfThePlacedRecord) {
   }
 }
 
+// PrepareRecord writes straight into its arena. Many records share one arena of small blocks,
+// taken at odd offsets, with and without the optional ids, with lists and texts long enough
+// to need many words: each lands word-aligned, places to the sealed bytes, and stays as it was
+// while later records are taken.
+TEST(Codec, PreparedRecordsShareAnArenaWordAlignedAndCanonical) {
+  std::vector<Record> records;
+  for (const Event& event : SampleEvents()) {
+    records.push_back(SampleRecord(event));
+    Record bare = SampleRecord(event, 18);
+    bare.correlation_id = {};
+    bare.actor.clear();
+    records.push_back(std::move(bare));
+    Record full = SampleRecord(event, 19);
+    full.causation_id.fill(0x33);
+    full.stream = std::string(300, 's');
+    records.push_back(std::move(full));
+  }
+  records.push_back(SampleRecord(JobCreated{
+      "job-big", JobType::kAggregator, 7, {{"data", std::string(5000, 'd')}, {"k", ""}}}));
+  std::vector<std::string> sealed;  // SealRecord also sets each record's hash
+  for (Record& record : records) sealed.push_back(SealRecord(record).bytes);
+
+  ByteArena arena(1024);
+  std::vector<PreparedRecord> prepared;
+  for (size_t i = 0; i < records.size(); ++i) {
+    arena.Take(i % 7 + 1);  // leave the next record at an odd offset
+    prepared.push_back(PrepareRecord(records[i], arena));
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(prepared.back().bytes.data()) % sizeof(capnp::word), 0u);
+  }
+  for (size_t i = 0; i < records.size(); ++i) {
+    const Record& record = records[i];
+    PlaceRecord(prepared[i], record.seq, record.stream_version, record.timestamp_ns,
+                record.prev_hash);
+    const Hash256 hash = RecordHash(record.prev_hash, prepared[i].view(), prepared[i].hash_offset);
+    std::memcpy(prepared[i].bytes.data() + prepared[i].hash_offset, hash.data(), hash.size());
+    EXPECT_EQ(prepared[i].view(), sealed[i]) << i;
+    EXPECT_EQ(hash, record.hash) << i;
+  }
+}
+
 Status DecodeStatus(std::string_view bytes) { return DecodeRecord(bytes).status(); }
 
 TEST(Codec, TruncatedRecordsAreCorruption) {
