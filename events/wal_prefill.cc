@@ -153,7 +153,11 @@ class PrefilledWalFile : public rocksdb::FSWritableFileOwnerWrapper {
     if (!filling_ && !stopped_ && FillDue()) cv_.notify_all();
   }
 
-  bool FillDue() const { return written_end_ + options_.ahead_bytes > filled_end_; }
+  // Not before the first write: a log opened only to be read (a tool, a restart) costs no
+  // zeros.
+  bool FillDue() const {
+    return written_end_ > 0 && written_end_ + options_.ahead_bytes > filled_end_;
+  }
 
   void FillLoop() {
     std::unique_lock lock(mu_);

@@ -7,8 +7,9 @@
 // overwrite them, and its fdatasync flushes the data alone. Databases have long done this with
 // their own logs; the figures for ours are in docs/event-log.md.
 //
-// The filling runs on a thread of each log file's own, one chunk at a time, so that at least
-// `ahead_bytes` past the last write are zeros; the journal commit then comes once per chunk.
+// The filling runs on a thread of each log file's own, one chunk at a time from the file's
+// first write on, so that at least `ahead_bytes` past the last write are zeros; the journal
+// commit then comes once per chunk.
 // The log's writes never overlap a chunk being filled: a write that would reach into one
 // waits for it, and a write past the filled end (the filler behind) goes ahead and the filler
 // continues after it. On Close the file is cut back to the bytes written, as RocksDB does with
