@@ -284,6 +284,8 @@ LogStats EventLog::Stats() const {
     std::lock_guard lock(head_mu_);
     stats = stats_;
   }
+  stats.writer_cpu_ns = writer_cpu_ns_.load(std::memory_order_relaxed);
+  stats.sync_thread_cpu_ns = sync_cpu_ns_.load(std::memory_order_relaxed);
   if (file_system_) stats.wal_prefill = file_system_->Report();
   return stats;
 }

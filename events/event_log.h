@@ -93,6 +93,10 @@ struct LogStats {
   uint64_t records = 0;  // records written
   uint64_t syncs = 0;    // fsyncs of the write-ahead log
   uint64_t sync_ns = 0;  // time spent in them
+  // CPU time of the writer thread and of the sync thread since the log opened (kernel time
+  // included, waiting not): what each append costs the pipeline's two serial stages.
+  uint64_t writer_cpu_ns = 0;
+  uint64_t sync_thread_cpu_ns = 0;
   WalPrefillReport wal_prefill;  // the zeros written ahead of the write-ahead log
 };
 
@@ -272,6 +276,9 @@ class EventLog {
   LogHead head_;                // the durable head
   uint64_t answered_seq_ = 0;   // every append through this seq has been called back
   LogStats stats_;
+  // The threads' CPU clocks, read once per group (writer) and per fsync round (sync thread).
+  std::atomic<uint64_t> writer_cpu_ns_{0};
+  std::atomic<uint64_t> sync_cpu_ns_{0};
 
   std::thread writer_;
   std::thread syncer_;

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <ctime>
 #include <deque>
 #include <optional>
 #include <unordered_set>
@@ -19,6 +20,13 @@
 namespace shardledger {
 
 namespace {
+
+// CPU time the calling thread has used.
+uint64_t ThreadCpuNs() {
+  timespec now{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(now.tv_nsec);
+}
 
 Status BadBatch(std::string what) { return Status(ErrorCode::kBadRequest, std::move(what)); }
 
@@ -259,6 +267,7 @@ void EventLog::WriterLoop() {
       Advance(*staged, FailedStatus());
     }
     sync_queue_.Push(std::move(staged));
+    writer_cpu_ns_.store(ThreadCpuNs(), std::memory_order_relaxed);
   }
   sync_queue_.Close();
 }
@@ -583,6 +592,7 @@ void EventLog::SyncLoop() {
     // extra hand-off costs more than the callbacks it takes off this thread).
     Answer(groups);
     groups.clear();
+    sync_cpu_ns_.store(ThreadCpuNs(), std::memory_order_relaxed);
   }
 }
 

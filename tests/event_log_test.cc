@@ -422,6 +422,22 @@ TEST(EventLog, ReadsByRangeStreamAndFilter) {
   EXPECT_EQ(std::get<JobCreated>(jobs->front().payload).internal_id, 7u);
 }
 
+TEST(EventLog, StatsCountTheGroupsAndThePipelineThreadsCpu) {
+  TempDir dir;
+  auto log = OpenLog(dir.path());
+  const LogStats before = log->Stats();
+  EXPECT_EQ(before.appends, 0u);
+  for (int i = 0; i < 50; ++i) ASSERT_OK(log->Append(OneEvent("wf/stats")));
+  const LogStats after = log->Stats();
+  EXPECT_EQ(after.appends, 50u);
+  EXPECT_EQ(after.records, 50u);
+  EXPECT_GE(after.syncs, 1u);
+  EXPECT_LE(after.syncs, after.groups);
+  // Each thread's clock is read after its round: 50 appends cost both some CPU.
+  EXPECT_GT(after.writer_cpu_ns, before.writer_cpu_ns);
+  EXPECT_GT(after.sync_thread_cpu_ns, before.sync_thread_cpu_ns);
+}
+
 TEST(EventLog, TimestampsComeFromTheClockAndNeverGoBack) {
   TempDir dir;
   int64_t now = 1000;

@@ -93,6 +93,10 @@ void ReportGroups(const EventLog& log, const char* how) {
              stats.syncs,
              static_cast<double>(stats.appends) / static_cast<double>(std::max<uint64_t>(1, stats.syncs)),
              static_cast<double>(stats.sync_ns) / 1000.0 / static_cast<double>(std::max<uint64_t>(1, stats.syncs)));
+  const double appends = static_cast<double>(std::max<uint64_t>(1, stats.appends));
+  fmt::print(stderr, "    CPU per append: writer thread {:.2f} us, sync thread {:.2f} us\n",
+             static_cast<double>(stats.writer_cpu_ns) / 1000.0 / appends,
+             static_cast<double>(stats.sync_thread_cpu_ns) / 1000.0 / appends);
   const WalPrefillReport& prefill = stats.wal_prefill;
   fmt::print(stderr, "    write-ahead log zero-filled ahead: {:.1f} MiB, {} writes waited for it{}{}\n",
              static_cast<double>(prefill.bytes_filled) / (1 << 20), prefill.writer_waits,
