@@ -28,18 +28,20 @@ constexpr char kIdsCf[] = "ids";
 constexpr char kMetaCf[] = "meta";
 constexpr char kHeadKey[] = "head";
 
-// The stream part of a `streams` key with its separator byte: the key without its 8-byte
-// suffix (see events/keys.h). A stream's version rows share one prefix and its head row has
-// another, so in the hashed memtable they sit in two buckets: version rows arrive in order and
-// each lands right after the last (the skiplist's sequential fast path), where head rows
-// interleaved among them sent every insert down a search from the top. (Until 2026-11 the
-// prefix left the separator out; the name changed with it, so RocksDB ignores prefix filters
-// built by the old one.)
+// A `streams` key without its last byte: a stream's version rows go to one memtable bucket per
+// 256 versions, and its head row (see events/keys.h) to a bucket of its own. Inserting a
+// version row walks its bucket's skiplist twice (to place it, and once more for Debian's
+// librocksdb, which is built with assertions on and checks `!Contains(key)`); with one bucket
+// per stream, a busy stream's skiplist grew to hundreds of thousands of rows and that second
+// walk, from the top through nodes long out of cache, was a fifth of the writer's time. A
+// bucket of 256 rows stays a few levels high and in cache. Reads of a stream seek once per
+// bucket (ReadStream). (Until 2026-12 the prefix was the whole stream: ".2"; the name changed
+// with it, so RocksDB ignores prefix filters built by the old one.)
 class StreamOfKey : public rocksdb::SliceTransform {
  public:
-  const char* Name() const override { return "shardledger.StreamOfKey.2"; }
+  const char* Name() const override { return "shardledger.StreamOfKey.3"; }
   rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
-    return rocksdb::Slice(key.data(), key.size() - 8);
+    return rocksdb::Slice(key.data(), key.size() - 1);
   }
   bool InDomain(const rocksdb::Slice& key) const override { return key.size() > 9; }
 };
@@ -412,30 +414,44 @@ Result<std::vector<Record>> EventLog::ReadStream(std::string_view stream, uint64
   std::vector<Record> out;
   const uint64_t head = Head().seq;
   const std::string prefix = StreamKey(stream, 0).substr(0, stream.size() + 1);
-  rocksdb::ReadOptions within_stream;
-  within_stream.prefix_same_as_start = true;  // the memtable is hashed by stream
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(within_stream, streams_cf_));
-  for (it->Seek(StreamKey(stream, std::max<uint64_t>(from_version, 1)));
-       it->Valid() && out.size() < limit && it->key().starts_with(prefix); it->Next()) {
-    if (it->key().size() != prefix.size() + 8 || it->value().size() != 8) {
-      return Status(ErrorCode::kCorruption, "malformed stream index entry");
+  rocksdb::ReadOptions within_bucket;
+  // The memtable is hashed by 256-version bucket (StreamOfKey): the iterator stays in the
+  // bucket it was sought into, and the next bucket is sought when one ends at its last row.
+  within_bucket.prefix_same_as_start = true;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(within_bucket, streams_cf_));
+  uint64_t next = std::max<uint64_t>(from_version, 1);
+  bool more = true;
+  while (more && out.size() < limit) {
+    more = false;
+    for (it->Seek(StreamKey(stream, next));
+         it->Valid() && out.size() < limit && it->key().starts_with(prefix); it->Next()) {
+      if (it->key().size() != prefix.size() + 8 || it->value().size() != 8) {
+        return Status(ErrorCode::kCorruption, "malformed stream index entry");
+      }
+      const uint64_t version = ReadBigEndian64(it->key().ToStringView().substr(prefix.size()));
+      const uint64_t seq = ReadBigEndian64(it->value().ToStringView());
+      if (seq > head) {  // written by a group that is not acknowledged yet
+        more = false;
+        break;
+      }
+      std::string bytes;
+      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), log_cf_, BigEndian64(seq), &bytes);
+      if (!s.ok()) {
+        return FromRocks(s, "reading record " + std::to_string(seq) + " of stream " +
+                                std::string(stream));
+      }
+      auto record = DecodeRecord(bytes);
+      if (!record.ok()) {
+        return Status(ErrorCode::kCorruption,
+                      "record " + std::to_string(seq) + ": " + record.status().message());
+      }
+      out.push_back(std::move(record).value());
+      // A stream's versions have no gaps: the bucket's last row means the next may exist.
+      next = version + 1;
+      more = (version & 0xff) == 0xff;
     }
-    const uint64_t seq = ReadBigEndian64(it->value().ToStringView());
-    if (seq > head) break;  // written by a group that is not acknowledged yet
-    std::string bytes;
-    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), log_cf_, BigEndian64(seq), &bytes);
-    if (!s.ok()) {
-      return FromRocks(s, "reading record " + std::to_string(seq) + " of stream " +
-                              std::string(stream));
-    }
-    auto record = DecodeRecord(bytes);
-    if (!record.ok()) {
-      return Status(ErrorCode::kCorruption,
-                    "record " + std::to_string(seq) + ": " + record.status().message());
-    }
-    out.push_back(std::move(record).value());
+    if (!it->status().ok()) return FromRocks(it->status(), "reading stream");
   }
-  if (!it->status().ok()) return FromRocks(it->status(), "reading stream");
   return out;
 }
 

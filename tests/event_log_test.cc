@@ -438,6 +438,45 @@ TEST(EventLog, StatsCountTheGroupsAndThePipelineThreadsCpu) {
   EXPECT_GT(after.sync_thread_cpu_ns, before.sync_thread_cpu_ns);
 }
 
+// A stream's index rows sit in one memtable bucket per 256 versions: a read crosses from one
+// bucket to the next, whether the rows are in the memtable, in SST files or split between.
+TEST(EventLog, StreamReadsCrossEvery256VersionBucket) {
+  TempDir dir;
+  auto log = OpenLog(dir.path());
+  auto append_versions = [&](int count) {
+    for (int i = 0; i < count; ++i) {
+      AppendBatch batch;
+      for (int k = 0; k < 10; ++k) batch.events.push_back(Assigned("wf/long", "wf/long", 1));
+      ASSERT_OK(log->Append(batch));
+      ASSERT_OK(log->Append(OneEvent("wf/other")));
+    }
+  };
+  auto expect_versions = [&](uint64_t from, size_t limit, uint64_t first, uint64_t last) {
+    SCOPED_TRACE("from " + std::to_string(from) + ", limit " + std::to_string(limit));
+    auto read = log->ReadStream("wf/long", from, limit);
+    ASSERT_OK(read);
+    ASSERT_EQ(read->size(), last - first + 1);
+    for (size_t i = 0; i < read->size(); ++i) {
+      EXPECT_EQ((*read)[i].stream, "wf/long");
+      EXPECT_EQ((*read)[i].stream_version, first + i);
+    }
+  };
+  append_versions(30);  // versions 1..300, in the memtable
+  expect_versions(0, SIZE_MAX, 1, 300);
+  expect_versions(250, 10, 250, 259);
+  expect_versions(255, 2, 255, 256);
+  expect_versions(256, SIZE_MAX, 256, 300);
+  EXPECT_EQ(log->ReadStream("wf/long", 301).value().size(), 0u);
+
+  ASSERT_OK(log->SettleStorage());  // 1..300 in SST files
+  append_versions(50);              // 301..800 in the memtable
+  expect_versions(1, SIZE_MAX, 1, 800);
+  expect_versions(200, 400, 200, 599);
+  expect_versions(511, 3, 511, 513);
+  expect_versions(768, SIZE_MAX, 768, 800);
+  EXPECT_EQ(log->ReadStream("wf/other", 1).value().size(), 80u);
+}
+
 TEST(EventLog, TimestampsComeFromTheClockAndNeverGoBack) {
   TempDir dir;
   int64_t now = 1000;
