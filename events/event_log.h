@@ -266,6 +266,11 @@ class EventLog {
     bool TakeAll(std::vector<std::unique_ptr<StagedGroup>>& out);
   };
   GroupQueue sync_queue_;
+  // Answered groups, emptied, for the writer to fill again (SpareGroup, Recycle).
+  std::mutex spare_mu_;
+  std::vector<std::unique_ptr<StagedGroup>> spare_groups_;
+  std::unique_ptr<StagedGroup> SpareGroup(size_t reserved_bytes);
+  void Recycle(std::vector<std::unique_ptr<StagedGroup>>& groups);
 
   // A write or fsync error: the log refuses appends from then on. Guarded by failed_mu_.
   mutable std::mutex failed_mu_;
