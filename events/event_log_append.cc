@@ -323,7 +323,17 @@ Status EventLog::Validate(Pending& pending, GroupState& group) {
     keys.emplace_back(reinterpret_cast<const char*>(id.data()), id.size());
     asked.push_back(i);
   }
-  if (!keys.empty()) {
+  if (keys.size() == 1) {
+    // Most appends carry one event: a plain Get skips MultiGet's setup (its context, key
+    // sorting and per-file batching), which cost more than the lookup itself.
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), ids_cf_, keys[0], &value);
+    if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "reading event id");
+    if (s.ok()) {
+      if (value.size() != 8) return Status(ErrorCode::kCorruption, "malformed event id entry");
+      seqs[asked[0]] = ReadBigEndian64(value);
+    }
+  } else if (!keys.empty()) {
     // One MultiGet for the whole batch: the filter and memtable probes go together.
     std::vector<rocksdb::PinnableSlice> values(keys.size());
     std::vector<rocksdb::Status> statuses(keys.size());
