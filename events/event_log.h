@@ -211,6 +211,7 @@ class EventLog {
   // Waits until every staged group is durable and acknowledged. Caller holds write_mu_.
   void DrainPipeline();
   Status Validate(Pending& pending, GroupState& group);
+  Status CheckExpectations(const AppendBatch& batch);
   void Stage(Pending& pending, GroupState& group, rocksdb::WriteBatch& batch, Status& hook_error);
   Result<uint64_t> StoredStreamVersion(std::string_view stream) const;
   Result<std::optional<uint64_t>> StoredEventSeq(const Id128& id) const;

@@ -184,15 +184,19 @@ void EventLog::AppendAsync(AppendBatch batch, AppendCallback done) {
     pending->prepared.reserve(n);
     PrefaultForWrite(pending->prepared.data(), n * sizeof(PreparedRecord));
     pending->prepared.resize(n);
-    pending->kinds.resize(n);
-    pending->stream_hashes.resize(n);
+    pending->events.resize(n);
     // Each part's records go into an arena of its own, sized for ~512 bytes a record: one
     // block, faulted in at once, for a large batch.
     const size_t parts = PartsFor(n, 20'000);
-    pending->arenas.reserve(parts);
+    pending->more_arenas.reserve(parts - 1);
     for (size_t part = 0; part < parts; ++part) {
       const size_t records = n * (part + 1) / parts - n * part / parts;
-      pending->arenas.emplace_back(std::clamp<size_t>(records * 512, 1024, size_t{64} << 20));
+      const size_t block = std::clamp<size_t>(records * 512, 1024, size_t{64} << 20);
+      if (part == 0) {
+        pending->arena = ByteArena(block, {pending->first_block, sizeof(pending->first_block)});
+      } else {
+        pending->more_arenas.emplace_back(block);
+      }
     }
     RunParts(parts, [&](size_t part) {
       const size_t begin = n * part / parts;
@@ -205,10 +209,10 @@ void EventLog::AppendAsync(AppendBatch batch, AppendCallback done) {
         NewEvent& event = events[i];
         record.stream = event.stream;
         record.event_id = event.event_id;
-        pending->kinds[i] = {TypeOf(event.payload), JobTypeOf(event.payload)};
-        pending->stream_hashes[i] = StreamTable::Hash(event.stream);
+        pending->events[i] = {TypeOf(event.payload), JobTypeOf(event.payload),
+                              StreamTable::Hash(event.stream)};
         record.payload = std::move(event.payload);
-        pending->prepared[i] = PrepareRecord(record, pending->arenas[part]);
+        pending->prepared[i] = PrepareRecord(record, pending->arena_of(part));
         event.payload = std::move(record.payload);
       }
     });
@@ -302,11 +306,53 @@ Result<StreamTable::Entry*> EventLog::CachedStream(std::string_view stream, uint
   return stream_cache_.Insert(stream, hash, version);
 }
 
+Status EventLog::CheckExpectations(const AppendBatch& batch) {
+  for (const auto& expectation : batch.expectations) {
+    SL_ASSIGN_OR_RETURN(StreamTable::Entry * entry,
+                        CachedStream(expectation.stream, StreamTable::Hash(expectation.stream)));
+    const uint64_t actual = entry->version;
+    if (!expectation.expected.Holds(actual)) {
+      return Status(ErrorCode::kWrongExpectedVersion,
+                    "stream " + expectation.stream + ": expected version " +
+                        expectation.expected.ToString() + ", actual " +
+                        (actual == 0 ? std::string("no stream") : std::to_string(actual)));
+    }
+  }
+  return Status::Ok();
+}
+
 Status EventLog::Validate(Pending& pending, GroupState& group) {
   const AppendBatch& batch = pending.batch;
   // Idempotency: a batch whose event ids are all recorded is answered with their seqs. The
   // group's earlier appends are not in RocksDB yet; every earlier group is.
   const size_t n = batch.events.size();
+  if (n == 1 && !batch.ids_minted) {
+    // Most appends carry one event: one Get, no MultiGet (whose setup — context, key
+    // sorting, batching by file — cost more than the lookup) and no vectors.
+    const Id128& id = batch.events[0].event_id;
+    uint64_t seq = 0;
+    if (!group.ids.empty()) {
+      if (auto it = group.ids.find(id); it != group.ids.end()) seq = it->second;
+    }
+    if (seq == 0) {
+      std::string value;
+      rocksdb::Slice key(reinterpret_cast<const char*>(id.data()), id.size());
+      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), ids_cf_, key, &value);
+      if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "reading event id");
+      if (s.ok()) {
+        if (value.size() != 8) return Status(ErrorCode::kCorruption, "malformed event id entry");
+        seq = ReadBigEndian64(value);
+      }
+    }
+    if (seq == 0) return CheckExpectations(batch);
+    AppendResult result;
+    result.replayed = true;
+    result.first_seq = result.last_seq = seq;
+    result.seqs = {seq};
+    pending.result = std::move(result);
+    pending.replayed = true;
+    return Status::Ok();
+  }
   std::vector<uint64_t> seqs(n, 0);
   std::vector<rocksdb::Slice> keys;
   std::vector<size_t> asked;  // index in the batch of each key
@@ -323,17 +369,7 @@ Status EventLog::Validate(Pending& pending, GroupState& group) {
     keys.emplace_back(reinterpret_cast<const char*>(id.data()), id.size());
     asked.push_back(i);
   }
-  if (keys.size() == 1) {
-    // Most appends carry one event: a plain Get skips MultiGet's setup (its context, key
-    // sorting and per-file batching), which cost more than the lookup itself.
-    std::string value;
-    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), ids_cf_, keys[0], &value);
-    if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "reading event id");
-    if (s.ok()) {
-      if (value.size() != 8) return Status(ErrorCode::kCorruption, "malformed event id entry");
-      seqs[asked[0]] = ReadBigEndian64(value);
-    }
-  } else if (!keys.empty()) {
+  if (!keys.empty()) {
     // One MultiGet for the whole batch: the filter and memtable probes go together.
     std::vector<rocksdb::PinnableSlice> values(keys.size());
     std::vector<rocksdb::Status> statuses(keys.size());
@@ -363,18 +399,7 @@ Status EventLog::Validate(Pending& pending, GroupState& group) {
                     " event ids of this append are already recorded; an append is repeated "
                     "whole or not at all");
   }
-  for (const auto& expectation : batch.expectations) {
-    SL_ASSIGN_OR_RETURN(StreamTable::Entry * entry,
-                        CachedStream(expectation.stream, StreamTable::Hash(expectation.stream)));
-    const uint64_t actual = entry->version;
-    if (!expectation.expected.Holds(actual)) {
-      return Status(ErrorCode::kWrongExpectedVersion,
-                    "stream " + expectation.stream + ": expected version " +
-                        expectation.expected.ToString() + ", actual " +
-                        (actual == 0 ? std::string("no stream") : std::to_string(actual)));
-    }
-  }
-  return Status::Ok();
+  return CheckExpectations(batch);
 }
 
 void EventLog::Stage(Pending& pending, GroupState& group, rocksdb::WriteBatch& batch,
@@ -423,16 +448,16 @@ void EventLog::Stage(Pending& pending, GroupState& group, rocksdb::WriteBatch& b
   };
 
   auto place_all = [&] {
-    const std::vector<uint64_t>& hashes = pending.stream_hashes;
+    const std::vector<PendingEvent>& infos = pending.events;
     for (size_t i = 0; i < n; ++i) {
       NewEvent& event = append.events[i];
       PreparedRecord& prepared = pending.prepared[i];
       // Streams written without an expectation are looked up here, their slots and entries
       // fetched a few events ahead. A lookup failure is the storage's, not the batch's: it
       // fails the group.
-      if (i + 16 < n) stream_cache_.PrefetchSlot(hashes[i + 16]);
-      if (i + 8 < n) stream_cache_.PrefetchEntry(hashes[i + 8]);
-      auto cached = CachedStream(event.stream, hashes[i]);
+      if (i + 16 < n) stream_cache_.PrefetchSlot(infos[i + 16].stream_hash);
+      if (i + 8 < n) stream_cache_.PrefetchEntry(infos[i + 8].stream_hash);
+      auto cached = CachedStream(event.stream, infos[i].stream_hash);
       if (!cached.ok()) {
         group_error = cached.status();
         if (placed) placed->Abandon();
@@ -736,7 +761,7 @@ std::vector<CommittedRecord> EventLog::CommittedRecordsOf(StagedGroup& group) {
     uint64_t seq = pending->result->first_seq;
     for (size_t i = 0; i < pending->prepared.size(); ++i) {
       out.push_back(CommittedRecord{seq++, pending->prepared[i].view(),
-                                    pending->kinds[i].first, pending->kinds[i].second});
+                                    pending->events[i].type, pending->events[i].job_type});
     }
   }
   return out;

@@ -22,15 +22,32 @@ inline Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   return Status(code, std::string(what) + ": " + s.ToString());
 }
 
-// One caller's append on its way through the pipeline.
+// What the caller's thread works out about each event for the writer and the observer.
+struct PendingEvent {
+  EventType type = EventType::kWorkflowAssigned;  // kept for the commit observer: the
+  std::optional<JobType> job_type;                // writer may move the payload out
+  uint64_t stream_hash = 0;                       // StreamTable::Hash of the event's stream
+};
+
+// One caller's append on its way through the pipeline. Built in place and never moved (its
+// first arena takes from its own bytes).
 struct EventLog::Pending {
+  Pending() = default;
+  Pending(const Pending&) = delete;
+  Pending& operator=(const Pending&) = delete;
+
   AppendBatch batch;
-  // Each event encoded on the caller's thread, to be placed by the writer, and its kind
-  // (kept for the commit observer: the writer may move the payload out).
+  // Each event encoded on the caller's thread, to be placed by the writer.
   std::vector<PreparedRecord> prepared;
-  std::vector<ByteArena> arenas;  // where `prepared` keeps its bytes
-  std::vector<std::pair<EventType, std::optional<JobType>>> kinds;
-  std::vector<uint64_t> stream_hashes;  // StreamTable::Hash of each event's stream
+  std::vector<PendingEvent> events;  // one per event, as `prepared`
+  // Where `prepared` keeps its bytes: one arena per encoding part. The first starts in
+  // `first_block`, where a one-event append's record fits (most are under 512 bytes): the
+  // answered append's memory went in eight allocations, and freeing them was a sixth of the
+  // sync thread's samples (it frees what it answers).
+  alignas(16) char first_block[512];
+  ByteArena arena{1024, {first_block, sizeof(first_block)}};
+  std::vector<ByteArena> more_arenas;  // parts 1.. of a large batch
+  ByteArena& arena_of(size_t part) { return part == 0 ? arena : more_arenas[part - 1]; }
   // The records the hooks folded (empty without hooks): they hold pointers to them until the
   // group is published or discarded, and the group outlives both.
   std::vector<Record> records;

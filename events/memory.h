@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 namespace shardledger {
@@ -36,6 +37,10 @@ inline void PrefaultForWrite(const void* data, size_t bytes) {
 class ByteArena {
  public:
   explicit ByteArena(size_t block_bytes = 4096) : block_bytes_(block_bytes) {}
+  // Takes from `first` (which the caller keeps alive as long as what is taken from it) before
+  // it allocates a block: a small piece of work whose bytes fit there allocates nothing.
+  ByteArena(size_t block_bytes, std::span<char> first)
+      : block_bytes_(block_bytes), next_(first.data()), left_(first.size()) {}
 
   // `align` (a power of two, at most 16: a block starts at operator new's alignment) places
   // the bytes at a multiple of it.
