@@ -28,6 +28,16 @@ uint64_t ThreadCpuNs() {
   return static_cast<uint64_t>(now.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(now.tv_nsec);
 }
 
+// The answer to an append whose every event id is recorded, at `seqs` (one per event).
+AppendResult Replayed(std::vector<uint64_t> seqs) {
+  AppendResult result;
+  result.replayed = true;
+  result.first_seq = *std::min_element(seqs.begin(), seqs.end());
+  result.last_seq = *std::max_element(seqs.begin(), seqs.end());
+  result.seqs = std::move(seqs);
+  return result;
+}
+
 Status BadBatch(std::string what) { return Status(ErrorCode::kBadRequest, std::move(what)); }
 
 // Shape checks that need no state: done on the caller's thread, outside the writer.
@@ -335,21 +345,11 @@ Status EventLog::Validate(Pending& pending, GroupState& group) {
       if (auto it = group.ids.find(id); it != group.ids.end()) seq = it->second;
     }
     if (seq == 0) {
-      std::string value;
-      rocksdb::Slice key(reinterpret_cast<const char*>(id.data()), id.size());
-      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), ids_cf_, key, &value);
-      if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "reading event id");
-      if (s.ok()) {
-        if (value.size() != 8) return Status(ErrorCode::kCorruption, "malformed event id entry");
-        seq = ReadBigEndian64(value);
-      }
+      SL_ASSIGN_OR_RETURN(std::optional<uint64_t> stored, StoredEventSeq(id));
+      seq = stored.value_or(0);
     }
     if (seq == 0) return CheckExpectations(batch);
-    AppendResult result;
-    result.replayed = true;
-    result.first_seq = result.last_seq = seq;
-    result.seqs = {seq};
-    pending.result = std::move(result);
+    pending.result = Replayed({seq});
     pending.replayed = true;
     return Status::Ok();
   }
@@ -385,12 +385,7 @@ Status EventLog::Validate(Pending& pending, GroupState& group) {
   const size_t known =
       static_cast<size_t>(std::count_if(seqs.begin(), seqs.end(), [](uint64_t s) { return s != 0; }));
   if (known == n) {
-    AppendResult result;
-    result.replayed = true;
-    result.first_seq = *std::min_element(seqs.begin(), seqs.end());
-    result.last_seq = *std::max_element(seqs.begin(), seqs.end());
-    result.seqs = std::move(seqs);
-    pending.result = std::move(result);
+    pending.result = Replayed(std::move(seqs));
     pending.replayed = true;
     return Status::Ok();
   }
