@@ -242,15 +242,13 @@ class EventLog {
   std::mutex write_mu_;
   std::vector<FoldHook*> hooks_;
   CommitObserver observer_;  // read by the syncer; set under write_mu_ with the pipeline drained
-  // Stream versions as staged: filled from the `streams` head rows on first use and moved by
-  // the writer as it stages. Each group is written into RocksDB before the next is staged, so
-  // RocksDB answers for every earlier group's event ids and this cache never holds a version
-  // RocksDB would not also give once the write lands. Cleared when a group fails.
-  // An entry's `group` is the last group that wrote the stream (its head row is due).
-  // `hash` is StreamTable::Hash(stream).
+  // Stream versions as staged: filled from the `streams` version rows on first use
+  // (StoredStreamVersion) and moved by the writer as it stages. Each group is written into
+  // RocksDB before the next is staged, so RocksDB answers for every earlier group's event ids
+  // and this cache never holds a version RocksDB would not also give once the write lands.
+  // Cleared when a group fails. `hash` is StreamTable::Hash(stream).
   Result<StreamTable::Entry*> CachedStream(std::string_view stream, uint64_t hash);
   StreamTable stream_cache_;
-  uint64_t group_number_ = 0;  // numbers the groups the writer stages, from 1
   LogHead staged_head_;  // the last record staged, maybe not written or durable
   int64_t last_timestamp_ns_ = 0;
 

@@ -459,10 +459,6 @@ void EventLog::Stage(Pending& pending, GroupState& group, rocksdb::WriteBatch& b
         return;
       }
       StreamTable::Entry& stream = **cached;
-      if (stream.group != group.number) {
-        stream.group = group.number;
-        group.streams.push_back(*cached);
-      }
       const uint64_t seq = ++group.seq;
       const uint64_t version = ++stream.version;
       PlaceRecord(prepared, seq, version, group.timestamp_ns, group.hash);
@@ -532,8 +528,8 @@ std::unique_ptr<EventLog::StagedGroup> EventLog::StageGroup(
   for (const auto& pending : pendings) {
     for (size_t i = 0; i < pending->prepared.size(); ++i) {
       const size_t stream = pending->batch.events[i].stream.size();
-      // record, stream row, id row, stream head row, and room for the projections' rows
-      reserve += pending->prepared[i].bytes.size() + 2 * stream + 160;
+      // record, stream row, id row, and room for the projections' rows
+      reserve += pending->prepared[i].bytes.size() + stream + 160;
     }
   }
   auto staged = SpareGroup(reserve);
@@ -554,7 +550,6 @@ std::unique_ptr<EventLog::StagedGroup> EventLog::StageGroup(
   if (stream_cache_.size() >= options_.stream_cache_limit) stream_cache_.Clear();
 
   GroupState state;
-  state.number = ++group_number_;
   state.seq = staged_head_.seq;
   state.hash = staged_head_.hash;
   // One timestamp per group, never behind an earlier record's.
@@ -593,16 +588,8 @@ std::unique_ptr<EventLog::StagedGroup> EventLog::StageGroup(
   std::string head_value = BigEndian64(state.seq);
   head_value.append(reinterpret_cast<const char*>(state.hash.data()), state.hash.size());
   staged->batch.Put(meta_cf_, "head", head_value);
-  // Each stream's head row once per group, at its last version: a row rewritten per event
-  // piles up versions of one key in the memtable, and inserting among them gets slow.
-  // The entries were last touched a whole group ago: each is fetched a few rows ahead
-  // rather than waited for (200,000 of them in a shard-count change).
-  const size_t streams = state.streams.size();
-  for (size_t i = 0; i < streams; ++i) {
-    if (i + 8 < streams) __builtin_prefetch(state.streams[i + 8]);
-    const StreamTable::Entry* stream = state.streams[i];
-    staged->batch.Put(streams_cf_, StreamHeadKey(stream->name()), BigEndian64(stream->version));
-  }
+  // No row per stream besides its version rows: StoredStreamVersion finds a stream's version
+  // from them (docs/event-log.md, "A stream's version").
   for (FoldHook* hook : hooks_) hook->FinishBatch(staged->batch);
   last_timestamp_ns_ = state.timestamp_ns;
   staged_head_ = LogHead{state.seq, state.hash};

@@ -61,9 +61,6 @@ struct EventLog::Pending {
 // Stream versions move in the log's stream cache itself (undone by clearing it when the
 // group fails).
 struct EventLog::GroupState {
-  uint64_t number = 0;  // this group's number (StreamTable::Entry::group)
-  // Streams the group wrote, each once: their head rows are written at the end.
-  std::vector<StreamTable::Entry*> streams;
   // Event ids of the group's earlier appends: RocksDB cannot answer for them yet. Filled only
   // when another append follows in the group (an append's own ids are distinct, checked on
   // the caller's thread).

@@ -35,16 +35,4 @@ inline std::string StreamKey(std::string_view stream, uint64_t version) {
   return key;
 }
 
-// `streams` column family: the stream's head, stream || 0x01 || 8 zero bytes -> its current
-// version (8 bytes big-endian). It sorts after every version key of the stream and has the
-// same shape, so both share the stream as their prefix.
-inline std::string StreamHeadKey(std::string_view stream) {
-  std::string key;
-  key.reserve(stream.size() + 9);
-  key.append(stream);
-  key.push_back('\x01');
-  key.append(8, '\0');
-  return key;
-}
-
 }  // namespace shardledger

@@ -13,7 +13,7 @@
 
 namespace shardledger {
 
-// Stream name → {version, group}, for one thread. Built for the writer's hot loop: a
+// Stream name → version, for one thread. Built for the writer's hot loop: a
 // shard-count change looks up 200,000 streams among a million, in no order, and with
 // std::unordered_map each lookup waited on three cache misses in a row (bucket, node, the
 // name's heap bytes): a third of the writer's staging time. Here a lookup reads one slot of a
@@ -28,7 +28,6 @@ class StreamTable {
   class Entry {
    public:
     uint64_t version = 0;
-    uint64_t group = 0;  // the writer's: the last group that wrote the stream
     std::string_view name() const { return {reinterpret_cast<const char*>(this + 1), size_}; }
 
    private:

@@ -477,6 +477,47 @@ TEST(EventLog, StreamReadsCrossEvery256VersionBucket) {
   EXPECT_EQ(log->ReadStream("wf/other", 1).value().size(), 80u);
 }
 
+// A stream's version is found from its version rows alone (there is no head row): after a
+// reopen, with rows in SST files, in the memtable and split between them, for versions on
+// either side of the powers of two and of the 256-version buckets; and the writer, whose
+// cache starts empty, checks exact expectations against the same versions.
+TEST(EventLog, StreamVersionsAreFoundFromTheirRowsAfterReopen) {
+  TempDir dir;
+  const std::vector<uint64_t> versions = {1, 2, 3, 4, 5, 7, 8, 9, 255, 256, 257, 511, 512, 1000};
+  auto name = [](uint64_t v) { return "wf/v" + std::to_string(v); };
+  auto append = [&](EventLog& log, uint64_t from, uint64_t to) {
+    for (uint64_t v : versions) {
+      AppendBatch batch;
+      for (uint64_t i = std::max<uint64_t>(from, 1); i <= std::min(v, to); ++i) {
+        batch.events.push_back(Assigned(name(v), name(v), 1));
+      }
+      if (!batch.events.empty()) ASSERT_OK(log.Append(batch));
+    }
+  };
+  auto expect_all = [&](EventLog& log) {
+    for (uint64_t v : versions) EXPECT_EQ(log.StreamVersion(name(v)).value(), v) << name(v);
+    EXPECT_EQ(log.StreamVersion("wf/never").value(), 0u);
+    EXPECT_EQ(log.StreamVersion("wf/v").value(), 0u);  // a prefix of the others' names
+  };
+  {
+    auto log = OpenLog(dir.path());
+    append(*log, 1, 300);
+    ASSERT_OK(log->SettleStorage());  // versions through 300 in SST files
+    append(*log, 301, 2000);          // the rest in the memtable
+    expect_all(*log);
+  }
+  auto log = OpenLog(dir.path());  // cold: nothing cached
+  expect_all(*log);
+  for (uint64_t v : versions) {
+    auto stale = log->Append(OneEvent(name(v), ExpectedVersion::Exact(v - 1)));
+    EXPECT_EQ(stale.status().code(), ErrorCode::kWrongExpectedVersion) << name(v);
+    EXPECT_NE(stale.status().message().find("actual " + std::to_string(v)), std::string::npos)
+        << stale.status().message();
+    ASSERT_OK(log->Append(OneEvent(name(v), ExpectedVersion::Exact(v))));
+    EXPECT_EQ(log->StreamVersion(name(v)).value(), v + 1);
+  }
+}
+
 TEST(EventLog, TimestampsComeFromTheClockAndNeverGoBack) {
   TempDir dir;
   int64_t now = 1000;

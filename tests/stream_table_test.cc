@@ -20,7 +20,7 @@ TEST(StreamTable, FindsWhatWasInsertedAndNothingElse) {
     ASSERT_EQ(table.Find(name, StreamTable::Hash(name)), nullptr) << name;
     StreamTable::Entry* entry = table.Insert(name, StreamTable::Hash(name), i);
     EXPECT_EQ(entry->name(), name);
-    EXPECT_EQ(entry->group, 0u);
+    EXPECT_EQ(entry->version, static_cast<uint64_t>(i));
   }
   EXPECT_EQ(table.size(), static_cast<size_t>(kCount));
   for (int i = 0; i < kCount; ++i) {
