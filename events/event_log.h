@@ -97,6 +97,13 @@ struct LogStats {
   // included, waiting not): what each append costs the pipeline's two serial stages.
   uint64_t writer_cpu_ns = 0;
   uint64_t sync_thread_cpu_ns = 0;
+  // The writer's time (wall clock) staging groups, and inside RocksDB's write of them: the
+  // write-ahead log and the memtables (RocksDB's perf context). Within one of this machine's
+  // phases these hold still where CPU clocks and throughput do not, so a change is
+  // measured by them first (docs/event-log.md, "A stream's version").
+  uint64_t writer_stage_ns = 0;
+  uint64_t write_wal_ns = 0;
+  uint64_t write_memtable_ns = 0;
   WalPrefillReport wal_prefill;  // the zeros written ahead of the write-ahead log
 };
 
@@ -283,6 +290,10 @@ class EventLog {
   // The threads' CPU clocks, read once per group (writer) and per fsync round (sync thread).
   std::atomic<uint64_t> writer_cpu_ns_{0};
   std::atomic<uint64_t> sync_cpu_ns_{0};
+  // Summed by the writer, one update per group (LogStats).
+  std::atomic<uint64_t> writer_stage_ns_{0};
+  std::atomic<uint64_t> write_wal_ns_{0};
+  std::atomic<uint64_t> write_memtable_ns_{0};
 
   std::thread writer_;
   std::thread syncer_;

@@ -97,6 +97,12 @@ void ReportGroups(const EventLog& log, const char* how) {
   fmt::print(stderr, "    CPU per append: writer thread {:.2f} us, sync thread {:.2f} us\n",
              static_cast<double>(stats.writer_cpu_ns) / 1000.0 / appends,
              static_cast<double>(stats.sync_thread_cpu_ns) / 1000.0 / appends);
+  fmt::print(stderr,
+             "    writer per append: staging {:.2f} us; RocksDB write-ahead log {:.2f} us, "
+             "memtables {:.2f} us\n",
+             static_cast<double>(stats.writer_stage_ns) / 1000.0 / appends,
+             static_cast<double>(stats.write_wal_ns) / 1000.0 / appends,
+             static_cast<double>(stats.write_memtable_ns) / 1000.0 / appends);
   const WalPrefillReport& prefill = stats.wal_prefill;
   fmt::print(stderr, "    write-ahead log zero-filled ahead: {:.1f} MiB, {} writes waited for it{}{}\n",
              static_cast<double>(prefill.bytes_filled) / (1 << 20), prefill.writer_waits,
