@@ -111,7 +111,9 @@ std::optional<Durability> ParseDurability(std::string_view name) {
 }
 
 EventLog::EventLog(std::string dir, EventLogOptions options)
-    : dir_(std::move(dir)), options_(std::move(options)) {}
+    : dir_(std::move(dir)),
+      options_(std::move(options)),
+      group_ids_(std::make_unique<GroupIds>()) {}
 
 Result<std::unique_ptr<EventLog>> EventLog::Open(const std::string& dir, EventLogOptions options) {
   if (!options.clock) {

@@ -49,6 +49,8 @@ enum class Durability {
 std::string_view DurabilityName(Durability durability);
 std::optional<Durability> ParseDurability(std::string_view name);
 
+class GroupIds;  // events/event_log_internal.h
+
 struct EventLogOptions {
   Durability durability = Durability::kDurable;
   // Column families owned by projections ("proj.shardmap", ...), created when missing.
@@ -256,6 +258,7 @@ class EventLog {
   // Cleared when a group fails. `hash` is StreamTable::Hash(stream).
   Result<StreamTable::Entry*> CachedStream(std::string_view stream, uint64_t hash);
   StreamTable stream_cache_;
+  std::unique_ptr<GroupIds> group_ids_;  // the staged group's event ids (GroupState::ids)
   LogHead staged_head_;  // the last record staged, maybe not written or durable
   int64_t last_timestamp_ns_ = 0;
 

@@ -349,10 +349,7 @@ Status EventLog::Validate(Pending& pending, GroupState& group) {
     // Most appends carry one event: one Get, no MultiGet (whose setup — context, key
     // sorting, batching by file — cost more than the lookup) and no vectors.
     const Id128& id = batch.events[0].event_id;
-    uint64_t seq = 0;
-    if (!group.ids.empty()) {
-      if (auto it = group.ids.find(id); it != group.ids.end()) seq = it->second;
-    }
+    uint64_t seq = group.ids->Find(id);
     if (seq == 0) {
       SL_ASSIGN_OR_RETURN(std::optional<uint64_t> stored, StoredEventSeq(id));
       seq = stored.value_or(0);
@@ -369,11 +366,9 @@ Status EventLog::Validate(Pending& pending, GroupState& group) {
   asked.reserve(n);
   for (size_t i = 0; i < n && !batch.ids_minted; ++i) {
     const Id128& id = batch.events[i].event_id;
-    if (!group.ids.empty()) {
-      if (auto it = group.ids.find(id); it != group.ids.end()) {
-        seqs[i] = it->second;
-        continue;
-      }
+    if (const uint64_t seq = group.ids->Find(id); seq != 0) {
+      seqs[i] = seq;
+      continue;
     }
     keys.emplace_back(reinterpret_cast<const char*>(id.data()), id.size());
     asked.push_back(i);
@@ -559,6 +554,8 @@ std::unique_ptr<EventLog::StagedGroup> EventLog::StageGroup(
   if (stream_cache_.size() >= options_.stream_cache_limit) stream_cache_.Clear();
 
   GroupState state;
+  group_ids_->Clear();
+  state.ids = group_ids_.get();
   state.seq = staged_head_.seq;
   state.hash = staged_head_.hash;
   // One timestamp per group, never behind an earlier record's.
@@ -583,7 +580,7 @@ std::unique_ptr<EventLog::StagedGroup> EventLog::StageGroup(
     if (!staged->error.ok()) break;
     if (p + 1 < staged->pendings.size()) {
       uint64_t seq = pending->result->first_seq;
-      for (const auto& event : pending->batch.events) state.ids.emplace(event.event_id, seq++);
+      for (const auto& event : pending->batch.events) state.ids->Insert(event.event_id, seq++);
     }
   }
 

@@ -5,6 +5,8 @@
 #include <rocksdb/status.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -57,14 +59,85 @@ struct EventLog::Pending {
   bool replayed = false;  // every event id was recorded: its result holds their seqs
 };
 
+// The event ids a group has staged so far, with their seqs: RocksDB cannot answer for them
+// until the group is written. The writer keeps one table for all its groups and empties it
+// by moving to the next generation, so a group costs no allocation (a std::unordered_map per
+// group took a node per append and a bucket array per group: ~4% of the writer's samples).
+// Open addressing, linear probing, at most half full; the hash folds all 16 bytes, so ids
+// that differ only in their last bytes spread too.
+class GroupIds {
+ public:
+  // Forgets every id.
+  void Clear() {
+    ++generation_;
+    size_ = 0;
+  }
+  // Records `id` at `seq` (non-zero); an id already recorded keeps its first seq.
+  void Insert(const Id128& id, uint64_t seq) {
+    if ((size_ + 1) * 2 > slots_.size()) Grow();
+    Slot& slot = Probe(id);
+    if (slot.generation == generation_) return;
+    slot = Slot{id, seq, generation_};
+    ++size_;
+  }
+  // The seq `id` was recorded at, or 0.
+  uint64_t Find(const Id128& id) const {
+    if (size_ == 0) return 0;
+    const Slot& slot = const_cast<GroupIds*>(this)->Probe(id);
+    return slot.generation == generation_ ? slot.seq : 0;
+  }
+  size_t size() const { return size_; }
+
+ private:
+  struct Slot {
+    Id128 id{};
+    uint64_t seq = 0;
+    uint64_t generation = 0;  // the slot is in use when it equals generation_
+  };
+  // MurmurHash3's 64-bit finalizer: every input bit reaches the low bits the mask keeps.
+  static uint64_t Mix(uint64_t h) {
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    return h ^ (h >> 33);
+  }
+  static uint64_t Hash(const Id128& id) {
+    uint64_t a = 0;
+    uint64_t b = 0;
+    std::memcpy(&a, id.data(), 8);
+    std::memcpy(&b, id.data() + 8, 8);
+    return Mix(a ^ Mix(b));
+  }
+  // The slot holding `id`, or the free slot where it would go.
+  Slot& Probe(const Id128& id) {
+    const size_t mask = slots_.size() - 1;
+    for (size_t i = Hash(id) & mask;; i = (i + 1) & mask) {
+      Slot& slot = slots_[i];
+      if (slot.generation != generation_ || slot.id == id) return slot;
+    }
+  }
+  void Grow() {
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(std::max<size_t>(1024, old.size() * 2), Slot{});
+    for (const Slot& slot : old) {
+      if (slot.generation == generation_) Probe(slot.id) = slot;
+    }
+  }
+
+  std::vector<Slot> slots_;
+  size_t size_ = 0;
+  uint64_t generation_ = 1;
+};
+
 // What the writer knows about the group it is building, beyond what is already staged.
 // Stream versions move in the log's stream cache itself (undone by clearing it when the
 // group fails).
 struct EventLog::GroupState {
   // Event ids of the group's earlier appends: RocksDB cannot answer for them yet. Filled only
   // when another append follows in the group (an append's own ids are distinct, checked on
-  // the caller's thread).
-  std::unordered_map<Id128, uint64_t, Id128Hash> ids;
+  // the caller's thread). The writer's table, emptied for the group.
+  GroupIds* ids = nullptr;
   uint64_t seq = 0;                                    // last seq assigned
   Hash256 hash{};                                      // hash of that record
   int64_t timestamp_ns = 0;

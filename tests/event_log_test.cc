@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "events/codec.h"
+#include "events/event_log_internal.h"
 #include "events/keys.h"
 #include "tests/test_util.h"
 
@@ -148,6 +149,39 @@ TEST(EventLog, RepeatInTheSameGroupIsRecognised) {
     EXPECT_EQ(r->first_seq, 1u);
   }
   EXPECT_EQ(log->Head().seq, 1u);
+}
+
+// The writer's table of a group's ids: found until cleared, gone after, the first seq kept;
+// ids that differ only in their last byte, or only in their first, all stay apart.
+TEST(GroupIds, FindsWhatTheGroupStagedUntilCleared) {
+  GroupIds ids;
+  EXPECT_EQ(ids.Find(Id128{}), 0u);
+  auto id = [](int i, bool low) {
+    Id128 out{};
+    out[low ? 15 : 0] = static_cast<uint8_t>(i);
+    out[low ? 14 : 1] = static_cast<uint8_t>(i >> 8);
+    return out;
+  };
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    constexpr int kCount = 5'000;  // past the first size: it grows
+    for (int i = 0; i < kCount; ++i) {
+      ids.Insert(id(i, true), 1 + i + 100'000 * round);
+      ids.Insert(id(i, false), 50'000 + i);
+    }
+    ids.Insert(id(7, true), 999'999);  // already there: keeps its seq
+    EXPECT_EQ(ids.size(), 2u * kCount - 1);  // id(0, true) == id(0, false)
+    for (int i = 0; i < kCount; ++i) {
+      EXPECT_EQ(ids.Find(id(i, true)), static_cast<uint64_t>(1 + i + 100'000 * round));
+      if (i > 0) {
+        EXPECT_EQ(ids.Find(id(i, false)), static_cast<uint64_t>(50'000 + i));
+      }
+    }
+    EXPECT_EQ(ids.Find(id(kCount, true)), 0u);
+    ids.Clear();
+    EXPECT_EQ(ids.size(), 0u);
+    for (int i = 0; i < kCount; i += 97) EXPECT_EQ(ids.Find(id(i, true)), 0u);
+  }
 }
 
 TEST(EventLog, MintedIdsAreRecordedAndAnsweredForLikeAnyOther) {
