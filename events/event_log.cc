@@ -293,6 +293,7 @@ LogStats EventLog::Stats() const {
   stats.writer_stage_ns = writer_stage_ns_.load(std::memory_order_relaxed);
   stats.write_wal_ns = write_wal_ns_.load(std::memory_order_relaxed);
   stats.write_memtable_ns = write_memtable_ns_.load(std::memory_order_relaxed);
+  stats.write_timed_appends = write_timed_appends_.load(std::memory_order_relaxed);
   if (file_system_) stats.wal_prefill = file_system_->Report();
   return stats;
 }
