@@ -75,7 +75,7 @@ class GroupIds {
   // Records `id` at `seq` (non-zero); an id already recorded keeps its first seq.
   void Insert(const Id128& id, uint64_t seq) {
     if ((size_ + 1) * 2 > slots_.size()) Grow();
-    Slot& slot = Probe(id);
+    Slot& slot = slots_[SlotOf(id)];
     if (slot.generation == generation_) return;
     slot = Slot{id, seq, generation_};
     ++size_;
@@ -83,7 +83,7 @@ class GroupIds {
   // The seq `id` was recorded at, or 0.
   uint64_t Find(const Id128& id) const {
     if (size_ == 0) return 0;
-    const Slot& slot = const_cast<GroupIds*>(this)->Probe(id);
+    const Slot& slot = slots_[SlotOf(id)];
     return slot.generation == generation_ ? slot.seq : 0;
   }
   size_t size() const { return size_; }
@@ -109,19 +109,19 @@ class GroupIds {
     std::memcpy(&b, id.data() + 8, 8);
     return Mix(a ^ Mix(b));
   }
-  // The slot holding `id`, or the free slot where it would go.
-  Slot& Probe(const Id128& id) {
+  // The index of the slot holding `id`, or of the free slot where it would go.
+  size_t SlotOf(const Id128& id) const {
     const size_t mask = slots_.size() - 1;
     for (size_t i = Hash(id) & mask;; i = (i + 1) & mask) {
-      Slot& slot = slots_[i];
-      if (slot.generation != generation_ || slot.id == id) return slot;
+      const Slot& slot = slots_[i];
+      if (slot.generation != generation_ || slot.id == id) return i;
     }
   }
   void Grow() {
     std::vector<Slot> old = std::move(slots_);
     slots_.assign(std::max<size_t>(1024, old.size() * 2), Slot{});
     for (const Slot& slot : old) {
-      if (slot.generation == generation_) Probe(slot.id) = slot;
+      if (slot.generation == generation_) slots_[SlotOf(slot.id)] = slot;
     }
   }
 
@@ -144,7 +144,8 @@ struct EventLog::GroupState {
 };
 
 // A group on its way from the writer to the sync thread: its records encoded, chained and
-// folded into `batch`, which the sync thread writes.
+// folded into `batch`, which the writer writes (CommitGroup) and the sync thread makes
+// durable.
 struct EventLog::StagedGroup {
   explicit StagedGroup(size_t reserved_bytes) : batch(reserved_bytes) {}
 

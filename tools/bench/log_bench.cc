@@ -138,7 +138,8 @@ double ThreadedAppends(const std::string& dir, Durability durability, int writer
 }
 
 // `writers` concurrent clients, each keeping one append in flight with AppendAsync and
-// issuing the next when the last is acknowledged (how the RPC server drives the log).
+// issuing the next from the last one's callback, on the log's sync thread. (The RPC server's
+// workers call the blocking Append instead: that is the `_64_threads` figure's shape.)
 double ClientAppends(const std::string& dir, Durability durability, int writers, double seconds) {
   auto log = OpenOrExit(dir, durability);
   std::atomic<uint64_t> appended{0};
