@@ -93,14 +93,14 @@ class PrefilledWalFile : public rocksdb::FSWritableFileOwnerWrapper {
   rocksdb::IOStatus PositionedAppend(const rocksdb::Slice& data, uint64_t offset,
                                      const rocksdb::IOOptions& options,
                                      rocksdb::IODebugContext* debug) override {
-    ReserveThrough(offset + data.size());
+    ReserveThrough(offset + data.size(), data.size());
     return target()->PositionedAppend(data, offset, options, debug);
   }
   rocksdb::IOStatus PositionedAppend(const rocksdb::Slice& data, uint64_t offset,
                                      const rocksdb::IOOptions& options,
                                      const rocksdb::DataVerificationInfo& verification,
                                      rocksdb::IODebugContext* debug) override {
-    ReserveThrough(offset + data.size());
+    ReserveThrough(offset + data.size(), data.size());
     return target()->PositionedAppend(data, offset, options, verification, debug);
   }
 
@@ -134,16 +134,19 @@ class PrefilledWalFile : public rocksdb::FSWritableFileOwnerWrapper {
     return written_end_;
   }
 
-  // Called before each write: an append of `bytes`, or a write that ends at `end`.
+  // Called before each write of `bytes`: an append, or a write that ends at `end`.
   void ReserveAppend(uint64_t bytes) {
     std::unique_lock lock(mu_);
-    ReserveLocked(lock, written_end_ + bytes);
+    ReserveLocked(lock, written_end_ + bytes, bytes);
   }
-  void ReserveThrough(uint64_t end) {
+  void ReserveThrough(uint64_t end, uint64_t bytes) {
     std::unique_lock lock(mu_);
-    ReserveLocked(lock, end);
+    ReserveLocked(lock, end, bytes);
   }
-  void ReserveLocked(std::unique_lock<std::mutex>& lock, uint64_t end) {
+  void ReserveLocked(std::unique_lock<std::mutex>& lock, uint64_t end, uint64_t bytes) {
+    if (bytes * 2 >= options_.chunk_bytes) {
+      pause_until_ = std::chrono::steady_clock::now() + options_.stream_pause;
+    }
     if (end > filled_end_ && filling_) {
       tally_->WriterWaited();
       cv_.wait(lock, [&] { return !filling_; });
@@ -164,6 +167,10 @@ class PrefilledWalFile : public rocksdb::FSWritableFileOwnerWrapper {
     while (true) {
       cv_.wait(lock, [&] { return stopped_ || FillDue(); });
       if (stopped_) return;
+      if (std::chrono::steady_clock::now() < pause_until_) {
+        cv_.wait_until(lock, pause_until_, [&] { return stopped_; });
+        continue;  // the pause may have been stretched meanwhile
+      }
       const uint64_t at = RoundUp(filled_end_, kBlock);
       filling_ = true;
       lock.unlock();
@@ -201,6 +208,7 @@ class PrefilledWalFile : public rocksdb::FSWritableFileOwnerWrapper {
   uint64_t filled_end_ = 0;
   bool filling_ = false;
   bool stopped_ = false;
+  std::chrono::steady_clock::time_point pause_until_;  // no chunk is started before it
   std::thread filler_;
 };
 
@@ -237,7 +245,8 @@ WalPrefillReport WalPrefillTally::Report() const {
 WalPrefillFileSystem::WalPrefillFileSystem(const std::shared_ptr<rocksdb::FileSystem>& base,
                                            WalPrefillOptions options)
     : FileSystemWrapper(base),
-      options_{options.ahead_bytes, std::max(kBlock, RoundUp(options.chunk_bytes, kBlock))},
+      options_{options.ahead_bytes, std::max(kBlock, RoundUp(options.chunk_bytes, kBlock)),
+               options.stream_pause},
       tally_(std::make_shared<WalPrefillTally>()) {}
 
 rocksdb::IOStatus WalPrefillFileSystem::NewWritableFile(

@@ -12,9 +12,10 @@
 // commit then comes once per chunk.
 // The log's writes never overlap a chunk being filled: a write that would reach into one
 // waits for it, and a write past the filled end (the filler behind) goes ahead and the filler
-// continues after it. On Close the file is cut back to the bytes written, as RocksDB does with
-// its own preallocation. A crash leaves the zeros in place; RocksDB's log reader treats a
-// zero header as the end of the records (its format reserves type 0 for preallocated space).
+// continues after it. A large write pauses the filling for a moment (`stream_pause`). On Close the
+// file is cut back to the bytes written, as RocksDB does with its own preallocation. A crash leaves
+// the zeros in place; RocksDB's log reader treats a zero header as the end of the records (its
+// format reserves type 0 for preallocated space).
 //
 // Only `*.log` files are filled (RocksDB's write-ahead logs; the info log is "LOG"). A filling
 // error stops the filling of that file and is counted; the log then grows as a plain file
@@ -23,6 +24,7 @@
 
 #include <rocksdb/file_system.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -34,6 +36,11 @@ namespace shardledger {
 struct WalPrefillOptions {
   size_t ahead_bytes = size_t{4} << 20;  // zeros kept past the last write; 0 turns filling off
   size_t chunk_bytes = size_t{1} << 20;  // filled at a time (a multiple of 4 KiB)
+  // After a write of half a chunk or more, no chunk is started for this long. Such writes
+  // come from a large group (RocksDB hands the log over ~1 MB at a time), which outruns the
+  // filler: every chunk it started would hold the next write up until it was on disk, and
+  // the group's own fsync comes once, at its end.
+  std::chrono::milliseconds stream_pause{20};
 };
 
 // What the filling did, across the files of one file system.

@@ -72,6 +72,52 @@ TEST(WalPrefill, KeepsZerosAheadOfTheWritesAndCutsThemOffOnClose) {
   EXPECT_EQ(ReadWhole(path), written);
 }
 
+// A large group reaches RocksDB's log ~1 MB a write, faster than the filler writes and
+// syncs a chunk: each chunk it started just ahead would hold the next write up. A write of
+// half a chunk or more pauses the filling instead, and the filling resumes after the pause.
+TEST(WalPrefill, ALargeWritePausesTheFillingInsteadOfWaitingForIt) {
+  TempDir dir;
+  constexpr size_t kAhead = 4 << 20;
+  constexpr size_t kChunk = 1 << 20;
+  auto fill_ahead_then_stream = [&](WalPrefillFileSystem& fs, const std::string& path,
+                                    std::string& written) {
+    std::unique_ptr<rocksdb::FSWritableFile> file;
+    EXPECT_TRUE(fs.NewWritableFile(path, rocksdb::FileOptions(), &file, nullptr).ok());
+    written = std::string(4096, 'a');
+    EXPECT_TRUE(file->Append(written, rocksdb::IOOptions(), nullptr).ok());
+    EXPECT_TRUE(WaitFor([&] { return fs.Report().bytes_filled >= kAhead; }));
+    for (int i = 0; i < 6; ++i) {
+      const std::string piece(kChunk, static_cast<char>('b' + i));
+      EXPECT_TRUE(file->Append(piece, rocksdb::IOOptions(), nullptr).ok());
+      written += piece;
+    }
+    EXPECT_TRUE(file->Flush(rocksdb::IOOptions(), nullptr).ok());
+    return file;
+  };
+
+  // A pause longer than the test: the six writes neither wait nor see a chunk started.
+  WalPrefillFileSystem paused(rocksdb::FileSystem::Default(),
+                              {kAhead, kChunk, std::chrono::seconds(30)});
+  const std::string path = dir.Sub("000009.log");
+  std::string written;
+  auto file = fill_ahead_then_stream(paused, path, written);
+  EXPECT_EQ(paused.Report().writer_waits, 0u);
+  EXPECT_EQ(paused.Report().bytes_filled, kAhead);
+  ASSERT_TRUE(file->Close(rocksdb::IOOptions(), nullptr).ok());  // ends the pause too
+  EXPECT_EQ(ReadWhole(path), written);
+
+  // A short pause: afterwards the filler gets ahead of the writes again.
+  WalPrefillFileSystem brief(rocksdb::FileSystem::Default(),
+                             {kAhead, kChunk, std::chrono::milliseconds(20)});
+  const std::string other = dir.Sub("000010.log");
+  auto second = fill_ahead_then_stream(brief, other, written);
+  EXPECT_TRUE(WaitFor([&] { return std::filesystem::file_size(other) >= written.size() + kAhead; }))
+      << "file size " << std::filesystem::file_size(other) << ", written " << written.size();
+  EXPECT_EQ(brief.Report().failures, 0u) << brief.Report().last_failure;
+  ASSERT_TRUE(second->Close(rocksdb::IOOptions(), nullptr).ok());
+  EXPECT_EQ(ReadWhole(other), written);
+}
+
 TEST(WalPrefill, LeavesFilesOtherThanWriteAheadLogsAsWritten) {
   TempDir dir;
   WalPrefillFileSystem fs(rocksdb::FileSystem::Default(), {64 << 10, 16 << 10});
