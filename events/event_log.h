@@ -209,7 +209,8 @@ class EventLog {
   Status RecoverHead();
   void WriterLoop();
   void SyncLoop();
-  std::unique_ptr<StagedGroup> StageGroup(std::vector<std::unique_ptr<Pending>> group);
+  // Takes the appends out of `group` (which keeps an emptied vector's capacity).
+  std::unique_ptr<StagedGroup> StageGroup(std::vector<std::unique_ptr<Pending>>& group);
   void CommitGroup(StagedGroup& group);
   // One fsync for the groups written so far; returns the log's write/sync failure, if any.
   Status Sync(const std::vector<std::unique_ptr<StagedGroup>>& groups);
@@ -246,7 +247,7 @@ class EventLog {
   // Appends waiting for the writer.
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
-  std::deque<std::unique_ptr<Pending>> queue_;
+  std::vector<std::unique_ptr<Pending>> queue_;
   bool stopping_ = false;
 
   // Held by the writer while it stages a group, and by AddHook/RemoveHook. The writer's own
@@ -282,6 +283,10 @@ class EventLog {
   std::mutex spare_mu_;
   std::vector<std::unique_ptr<StagedGroup>> spare_groups_;
   std::unique_ptr<StagedGroup> SpareGroup(size_t reserved_bytes);
+  // Answered appends, emptied, for AppendAsync to fill again (SparePending, Recycle).
+  std::mutex spare_pending_mu_;
+  std::vector<std::unique_ptr<Pending>> spare_pendings_;
+  std::unique_ptr<Pending> SparePending();
   void Recycle(std::vector<std::unique_ptr<StagedGroup>>& groups);
 
   // A write or fsync error: the log refuses appends from then on. Guarded by failed_mu_.

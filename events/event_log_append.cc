@@ -185,7 +185,7 @@ void EventLog::AppendAsync(AppendBatch batch, AppendCallback done) {
     done(std::move(shape));
     return;
   }
-  auto pending = std::make_unique<Pending>();
+  std::unique_ptr<Pending> pending = SparePending();
   pending->batch = std::move(batch);
   pending->done = std::move(done);
   // Encoding is the costly part of a record and needs nothing the writer owns: do it here,
@@ -267,14 +267,15 @@ void EventLog::WriterLoop() {
       std::unique_lock lock(queue_mu_);
       queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) break;  // stopping, and every queued append is taken
-      for (auto& pending : queue_) group.push_back(std::move(pending));
-      queue_.clear();
+      // A swap, so the lock is held for no copy: a caller that finds it held sleeps on a
+      // futex (a sync thread's callback did, behind the writer's moving 16 appends out).
+      group.swap(queue_);
     }
     std::unique_ptr<StagedGroup> staged;
     const auto stage_start = std::chrono::steady_clock::now();
     {
       std::lock_guard write_lock(write_mu_);
-      staged = StageGroup(std::move(group));
+      staged = StageGroup(group);
     }
     writer_stage_ns_.fetch_add(static_cast<uint64_t>(
                                    std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -525,7 +526,7 @@ void EventLog::Stage(Pending& pending, GroupState& group, rocksdb::WriteBatch& b
 }
 
 std::unique_ptr<EventLog::StagedGroup> EventLog::StageGroup(
-    std::vector<std::unique_ptr<Pending>> pendings) {
+    std::vector<std::unique_ptr<Pending>>& pendings) {
   // The batch's buffer is sized up front: grown by doubling, a 200,000-event append (a
   // shard-count change) copied its ~100 MB twice over and faulted in every fresh page.
   size_t reserve = 64;
@@ -539,7 +540,7 @@ std::unique_ptr<EventLog::StagedGroup> EventLog::StageGroup(
   auto staged = SpareGroup(reserve);
   // A shard-count change fills ~130 MB here: faulted in at once, not page by page.
   PrefaultForWrite(staged->batch.Data().data(), staged->batch.Data().capacity());
-  staged->pendings = std::move(pendings);
+  staged->pendings.swap(pendings);  // `pendings` leaves with the spare's emptied vector
   staged->hooks = hooks_;
   staged->before = staged->after = staged_head_;
   {
@@ -640,10 +641,52 @@ std::unique_ptr<EventLog::StagedGroup> EventLog::SpareGroup(size_t reserved_byte
   return std::make_unique<StagedGroup>(reserved_bytes);
 }
 
+// An answered append was freed here and the next one allocated in AppendAsync, most often on
+// this thread (a client's callback issues its next append): three allocations and three
+// frees per append. Small ones are emptied and kept for AppendAsync to fill again.
+constexpr size_t kSparePendings = 256;
+constexpr size_t kSparePendingEvents = 16;
+
+std::unique_ptr<EventLog::Pending> EventLog::SparePending() {
+  {
+    std::lock_guard lock(spare_pending_mu_);
+    if (!spare_pendings_.empty()) {
+      std::unique_ptr<Pending> pending = std::move(spare_pendings_.back());
+      spare_pendings_.pop_back();
+      return pending;
+    }
+  }
+  return std::make_unique<Pending>();
+}
+
 void EventLog::Recycle(std::vector<std::unique_ptr<StagedGroup>>& groups) {
+  std::vector<std::unique_ptr<Pending>> spare;
+  for (auto& group : groups) {
+    for (auto& pending : group->pendings) {
+      if (pending->prepared.capacity() > kSparePendingEvents || !pending->more_arenas.empty() ||
+          pending->records.capacity() > kSparePendingEvents) {
+        continue;  // a large batch's memory goes now
+      }
+      pending->batch = AppendBatch{};
+      pending->prepared.clear();
+      pending->events.clear();
+      pending->records.clear();  // the hooks have published or discarded the group
+      pending->done = nullptr;
+      pending->result = Status(ErrorCode::kUnavailable, "not processed");
+      pending->rejected = pending->replayed = false;
+      spare.push_back(std::move(pending));
+    }
+  }
+  if (!spare.empty()) {
+    std::lock_guard lock(spare_pending_mu_);
+    for (auto& pending : spare) {
+      if (spare_pendings_.size() >= kSparePendings) break;
+      spare_pendings_.push_back(std::move(pending));
+    }
+  }
   for (auto& group : groups) {
     if (group->batch.Data().capacity() > kSpareBatchBytes) continue;
-    group->pendings.clear();  // the appends are answered: their memory goes now
+    group->pendings.clear();  // the appends are answered: what was not kept goes now
     group->hooks.clear();
     group->batch.Clear();
     group->before = group->after = LogHead{};

@@ -287,6 +287,56 @@ TEST(EventLog, FailingBatchFailsAloneInItsGroup) {
   EXPECT_FALSE(log->VerifyChain().value().first_bad_seq.has_value());
 }
 
+// The log keeps answered appends' memory for the next ones: what one append left (a rejection,
+// a replay, many events, a payload) must never show in the answer or the records of the next.
+TEST(EventLog, AppendsAfterRejectedReplayedAndLargeOnesAreAnsweredAsThemselves) {
+  TempDir dir;
+  auto log = OpenLog(dir.path());
+  AppendBatch first = OneEvent("kept");
+  ASSERT_OK(log->Append(first));
+  uint64_t head = 1;
+  for (int round = 0; round < 40; ++round) {
+    auto rejected = log->Append(OneEvent("kept", ExpectedVersion::NoStream()));
+    ASSERT_FALSE(rejected.ok());
+    EXPECT_EQ(rejected.status().code(), ErrorCode::kWrongExpectedVersion);
+
+    auto replayed = log->Append(first);
+    ASSERT_OK(replayed);
+    EXPECT_TRUE(replayed->replayed);
+    EXPECT_EQ(replayed->seqs, (std::vector<uint64_t>{1}));
+
+    AppendBatch large;
+    for (int i = 0; i < 20; ++i) {
+      large.events.push_back(Assigned("large", "w" + std::to_string(i), 4));
+    }
+    auto many = log->Append(large);
+    ASSERT_OK(many);
+    EXPECT_FALSE(many->replayed);
+    EXPECT_EQ(many->first_seq, head + 1);
+    EXPECT_EQ(many->last_seq, head + 20);
+    head += 20;
+
+    const std::string stream = "fresh/" + std::to_string(round);
+    AppendBatch one;
+    one.events.push_back(Assigned(stream, "wf-" + std::to_string(round), 9));
+    auto next = log->Append(one);
+    ASSERT_OK(next);
+    EXPECT_FALSE(next->replayed);
+    EXPECT_TRUE(next->seqs.empty());
+    EXPECT_EQ(next->first_seq, head + 1);
+    EXPECT_EQ(next->last_seq, head + 1);
+    head += 1;
+    auto stored = log->ReadRange(head, head);
+    ASSERT_OK(stored);
+    ASSERT_EQ(stored->size(), 1u);
+    EXPECT_EQ((*stored)[0].stream, stream);
+    EXPECT_EQ((*stored)[0].event_id, one.events[0].event_id);
+    EXPECT_EQ((*stored)[0].payload, one.events[0].payload);
+  }
+  EXPECT_EQ(log->Head().seq, head);
+  EXPECT_FALSE(log->VerifyChain().value().first_bad_seq.has_value());
+}
+
 // ---------------------------------------------------------------- concurrency
 
 TEST(EventLog, ConcurrentAppendsAreGapFreeAndChained) {
