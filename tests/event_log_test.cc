@@ -337,6 +337,83 @@ TEST(EventLog, AppendsAfterRejectedReplayedAndLargeOnesAreAnsweredAsThemselves) 
   EXPECT_FALSE(log->VerifyChain().value().first_bad_seq.has_value());
 }
 
+// Appends issued from the log's own callbacks (a client sending its next append when the last
+// is answered, as the bench's clients and a pipelining caller do) are each answered, in their
+// client's order, and once the log closes, refused as closing rather than lost or left
+// unanswered.
+TEST(EventLog, AppendsIssuedFromCallbacksAreAnsweredInOrderOrRefusedAtClose) {
+  TempDir dir;
+  constexpr int kClients = 16;
+  constexpr uint64_t kPerClient = 300;
+  struct Client {
+    std::string stream;
+    uint64_t answered = 0;
+    Status error;
+  };
+  std::vector<Client> clients(kClients);
+  std::mutex mu;
+  std::condition_variable cv;
+  int finished = 0;
+  {
+    std::function<void(int)> issue;
+    auto log = OpenLog(dir.path());
+    issue = [&](int c) {
+      Client& client = clients[c];
+      // Each append expects the version the client's last answer left: out of order, it fails.
+      log->AppendAsync(OneEvent(client.stream, ExpectedVersion::Exact(client.answered)),
+                       [&, c](Result<AppendResult> r) {
+                         Client& me = clients[c];
+                         if (!r.ok()) me.error = r.status();
+                         if (r.ok() && ++me.answered < kPerClient) return issue(c);
+                         std::lock_guard lock(mu);
+                         ++finished;
+                         cv.notify_all();
+                       });
+    };
+    for (int c = 0; c < kClients; ++c) {
+      clients[c].stream = "client/" + std::to_string(c);
+      AppendBatch first = OneEvent(clients[c].stream, ExpectedVersion::NoStream());
+      ASSERT_OK(log->Append(std::move(first)));
+      clients[c].answered = 1;
+    }
+    for (int c = 0; c < kClients; ++c) issue(c);
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return finished == kClients; });
+    for (const Client& client : clients) {
+      EXPECT_TRUE(client.error.ok()) << client.stream << ": " << client.error.ToString();
+      EXPECT_EQ(client.answered, kPerClient);
+      EXPECT_EQ(log->StreamVersion(client.stream).value(), kPerClient);
+    }
+    EXPECT_EQ(log->Head().seq, kClients * kPerClient);
+  }
+
+  // Clients that never stop, and a log that closes under them.
+  std::atomic<uint64_t> acknowledged{0};
+  std::atomic<int> refused{0}, other_errors{0};
+  {
+    std::function<void(int)> issue;  // outlives the log, whose closing runs the callbacks
+    auto log = OpenLog(dir.path());
+    issue = [&, raw = log.get()](int c) {
+      raw->AppendAsync(OneEvent("endless/" + std::to_string(c)), [&, c](Result<AppendResult> r) {
+        if (r.ok()) {
+          acknowledged.fetch_add(1);
+          return issue(c);
+        }
+        (r.status().code() == ErrorCode::kUnavailable ? refused : other_errors).fetch_add(1);
+      });
+    };
+    for (int c = 0; c < kClients; ++c) issue(c);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    // Leaving the scope closes the log while its callbacks keep issuing.
+  }
+  EXPECT_EQ(refused.load(), kClients);  // each client's last append, and only that one
+  EXPECT_EQ(other_errors.load(), 0);
+  EXPECT_GT(acknowledged.load(), 0u);
+  auto log = OpenLog(dir.path());
+  EXPECT_EQ(log->Head().seq, kClients * kPerClient + acknowledged.load());
+  EXPECT_FALSE(log->VerifyChain().value().first_bad_seq.has_value());
+}
+
 // ---------------------------------------------------------------- concurrency
 
 TEST(EventLog, ConcurrentAppendsAreGapFreeAndChained) {
