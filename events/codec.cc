@@ -431,6 +431,77 @@ void PutLittleEndian64(char* bytes, uint64_t value) {
   for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>(value >> (8 * i));
 }
 
+// Where the envelope's fields sit in its struct, read from the schema once.
+struct EnvelopeLayout {
+  uint16_t data_words = 0;
+  uint16_t pointer_count = 0;
+  size_t seq = 0;  // byte offsets in the data section
+  size_t stream_version = 0;
+  size_t timestamp = 0;
+  enum class Slot : uint8_t {
+    kNone,
+    kStream,
+    kEventId,
+    kActor,
+    kCorrelation,
+    kCausation,
+    kPrevHash,
+    kHash,
+    kPayload
+  };
+  std::array<Slot, 16> slots{};  // what each pointer slot holds
+};
+
+const EnvelopeLayout& Layout() {
+  static const EnvelopeLayout layout = [] {
+    using Slot = EnvelopeLayout::Slot;
+    const auto schema = capnp::Schema::from<s::Envelope>();
+    EnvelopeLayout l;
+    l.data_words = schema.getProto().getStruct().getDataWordCount();
+    l.pointer_count = schema.getProto().getStruct().getPointerCount();
+    if (l.pointer_count > l.slots.size()) std::abort();  // the schema outgrew this table
+    auto offset = [&](const char* name) {
+      return schema.getFieldByName(name).getProto().getSlot().getOffset();
+    };
+    l.seq = offset("seq") * sizeof(capnp::word);
+    l.stream_version = offset("streamVersion") * sizeof(capnp::word);
+    l.timestamp = offset("timestampNs") * sizeof(capnp::word);
+    const std::pair<const char*, Slot> pointers[] = {{"stream", Slot::kStream},
+                                                     {"eventId", Slot::kEventId},
+                                                     {"actor", Slot::kActor},
+                                                     {"correlationId", Slot::kCorrelation},
+                                                     {"causationId", Slot::kCausation},
+                                                     {"prevHash", Slot::kPrevHash},
+                                                     {"hash", Slot::kHash},
+                                                     {"payload", Slot::kPayload}};
+    for (const auto& [name, slot] : pointers) l.slots[offset(name)] = slot;
+    return l;
+  }();
+  return layout;
+}
+
+// A zeroed segment of at least `words` for a flat builder, one per thread, reused.
+kj::ArrayPtr<capnp::word> ZeroedScratch(size_t words) {
+  thread_local std::vector<capnp::word> scratch;
+  if (scratch.size() < words) scratch.resize(words);
+  std::memset(scratch.data(), 0, words * sizeof(capnp::word));
+  return kj::arrayPtr(scratch.data(), words);
+}
+
+uint64_t StructPointer(int64_t offset_words, uint64_t sizes_word_half) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(offset_words << 2))) |
+         (sizes_word_half << 32);
+}
+
+uint64_t BytePointer(int64_t offset_words, size_t count) {
+  constexpr uint64_t kListKind = 1;
+  constexpr uint64_t kByteElements = 2;
+  return static_cast<uint64_t>(static_cast<uint32_t>(offset_words << 2)) | kListKind |
+         ((kByteElements | (static_cast<uint64_t>(count) << 3)) << 32);
+}
+
+size_t WordsFor(size_t bytes) { return (bytes + sizeof(capnp::word) - 1) / sizeof(capnp::word); }
+
 }  // namespace
 
 EncodedRecord EncodeRecord(const Record& record) {
@@ -443,20 +514,16 @@ EncodedRecord EncodeRecord(const Record& record) {
   return encoded;
 }
 
-// The same bytes as EncodeCanonical's, written straight into the arena: the one copy that
-// capnp::canonicalize makes, into a segment sized by what the builder allocated, without its
-// heap buffers (two per record, and a copy between them) and without its check that the
-// result is canonical, which re-reads the whole copy. The copy is canonical by construction
-// (the same `setStruct(..., canonical=true)` call); the `Codec.Placed*` and `Codec.Prepared*`
-// tests compare the two for every event type. This is the caller's share of every append.
-PreparedRecord PrepareRecord(const Record& record, ByteArena& arena) {
+// The whole envelope built, then copied canonically (`setStruct(..., canonical=true)`, the
+// copy that capnp::canonicalize makes) into the arena, without canonicalize's heap buffers
+// and its check that the result is canonical, which re-reads the whole copy.
+PreparedRecord PrepareRecordByCopy(const Record& record, ByteArena& arena) {
   capnp::MallocMessageBuilder message(ScratchSegment());
   const capnp::_::StructReader source = capnp::_::PointerHelpers<s::Envelope>::getInternalReader(
       BuildEnvelope(message, record, /*placeholders=*/true));
   // What the builder allocated, its root pointer included, bounds the canonical copy: the
-  // copy holds the same objects with their sections trimmed. (Walking the source for its
-  // exact size, `totalSize`, was an eighth of the encoding's time.) Were it ever short,
-  // the flat builder throws; it never writes past `capacity`.
+  // copy holds the same objects with their sections trimmed. Were it ever short, the flat
+  // builder throws; it never writes past `capacity`.
   const size_t capacity = message.sizeInWords();
   char* out = arena.Take(8 + capacity * sizeof(capnp::word), alignof(capnp::word));
   auto* segment = reinterpret_cast<capnp::word*>(out + 8);
@@ -474,6 +541,121 @@ PreparedRecord PrepareRecord(const Record& record, ByteArena& arena) {
   PreparedRecord prepared;
   prepared.bytes = std::span<char>(out, 8 + used * sizeof(capnp::word));
   LocateFields(kj::arrayPtr(static_cast<const capnp::word*>(segment), used), prepared);
+  return prepared;
+}
+
+// The canonical bytes EncodeCanonical gives for the record with placeholder position fields,
+// written straight into the arena. Canonical form lays the objects out in pre-order: the
+// root pointer, the envelope's data and pointer sections, then what each pointer points to,
+// in pointer order. The envelope's own fields are written here as they are (its data
+// section keeps all its words: the placeholders are non-zero; its texts and ids are byte
+// lists; its last pointer, the payload, is never null). Only the payload goes through Cap'n
+// Proto: built on its own and copied canonically, then moved in as a block (its pointers are
+// relative). Building the whole envelope and copying it canonically cost twice as much, on
+// the thread that answers the log's callbacks. The `Codec.Placed*`, `Codec.Prepared*` and
+// `Codec.PreparedRecordsMatch*` tests compare the two ways byte for byte.
+PreparedRecord PrepareRecord(const Record& record, ByteArena& arena) {
+  using Slot = EnvelopeLayout::Slot;
+  const EnvelopeLayout& layout = Layout();
+  kj::ArrayPtr<capnp::word> scratch;
+  size_t payload_used = 0;  // the root pointer and the payload's tree
+  {
+    capnp::MallocMessageBuilder message(ScratchSegment());
+    auto payload = message.initRoot<s::Payload>();
+    std::visit([&](const auto& e) { Write(e, payload); }, record.payload);
+    const capnp::_::StructReader source =
+        capnp::_::PointerHelpers<s::Payload>::getInternalReader(payload.asReader());
+    scratch = ZeroedScratch(message.sizeInWords());  // a bound: see PrepareRecordByCopy
+    capnp::FlatMessageBuilder flat(scratch);
+    capnp::_::PointerHelpers<capnp::AnyPointer>::getInternalBuilder(
+        flat.initRoot<capnp::AnyPointer>())
+        .setStruct(source, /*canonical=*/true);
+    payload_used = flat.getSegmentsForOutput()[0].size();
+  }  // the builder gives ScratchSegment back (PrepareRecordByCopy takes it)
+  uint64_t payload_root = 0;
+  std::memcpy(&payload_root, scratch.begin(), sizeof(payload_root));
+  // The tree must start right after its root pointer (offset 0): a zero-sized payload would
+  // not, and is left to the reference way.
+  if (payload_used < 2 || static_cast<uint32_t>(payload_root) != 0) {
+    return PrepareRecordByCopy(record, arena);
+  }
+
+  static constexpr Hash256 kZeroHash{};
+  Hash256 ones;
+  ones.fill(1);
+  struct Blob {
+    const void* bytes = nullptr;
+    size_t size = 0;
+    size_t count = 0;  // list elements: a text's NUL counts
+  };
+  auto blob_of = [&](Slot slot) -> Blob {
+    switch (slot) {
+      case Slot::kStream:
+        return {record.stream.data(), record.stream.size(), record.stream.size() + 1};
+      case Slot::kEventId:
+        return {record.event_id.data(), record.event_id.size(), record.event_id.size()};
+      case Slot::kActor:
+        return {record.actor.data(), record.actor.size(), record.actor.size() + 1};
+      case Slot::kCorrelation:
+        if (IsZero(record.correlation_id)) return {};
+        return {record.correlation_id.data(), 16, 16};
+      case Slot::kCausation:
+        if (IsZero(record.causation_id)) return {};
+        return {record.causation_id.data(), 16, 16};
+      case Slot::kPrevHash:
+        return {ones.data(), ones.size(), ones.size()};
+      case Slot::kHash:
+        return {kZeroHash.data(), kZeroHash.size(), kZeroHash.size()};
+      case Slot::kNone:
+      case Slot::kPayload:
+        return {};
+    }
+    return {};
+  };
+  const size_t header_words = 1 + layout.data_words + layout.pointer_count;
+  size_t words = header_words + (payload_used - 1);
+  for (size_t i = 0; i < layout.pointer_count; ++i)
+    words += WordsFor(blob_of(layout.slots[i]).count);
+
+  char* out = arena.Take(8 + words * sizeof(capnp::word), alignof(capnp::word));
+  std::memset(out, 0, 8 + words * sizeof(capnp::word));
+  const uint32_t table[2] = {0, static_cast<uint32_t>(words)};
+  std::memcpy(out, table, sizeof(table));
+  char* segment = out + 8;
+  auto put_word = [&](size_t at, uint64_t value) {
+    std::memcpy(segment + at * sizeof(capnp::word), &value, sizeof(value));
+  };
+  put_word(0, StructPointer(0, layout.data_words | (uint64_t{layout.pointer_count} << 16)));
+  char* data = segment + sizeof(capnp::word);
+  PutLittleEndian64(data + layout.seq, 1);
+  PutLittleEndian64(data + layout.stream_version, 1);
+  PutLittleEndian64(data + layout.timestamp, 1);
+
+  PreparedRecord prepared;
+  size_t next = header_words;
+  for (size_t i = 0; i < layout.pointer_count; ++i) {
+    const size_t at = 1 + layout.data_words + i;
+    const auto offset = static_cast<int64_t>(next) - static_cast<int64_t>(at) - 1;
+    const Slot slot = layout.slots[i];
+    if (slot == Slot::kPayload) {
+      put_word(at, StructPointer(offset, payload_root >> 32));
+      std::memcpy(segment + next * sizeof(capnp::word), scratch.begin() + 1,
+                  (payload_used - 1) * sizeof(capnp::word));
+      next += payload_used - 1;
+      continue;
+    }
+    const Blob blob = blob_of(slot);
+    if (blob.bytes == nullptr) continue;  // a null pointer
+    put_word(at, BytePointer(offset, blob.count));
+    std::memcpy(segment + next * sizeof(capnp::word), blob.bytes, blob.size);
+    if (slot == Slot::kPrevHash) prepared.prev_hash_offset = 8 + next * sizeof(capnp::word);
+    if (slot == Slot::kHash) prepared.hash_offset = 8 + next * sizeof(capnp::word);
+    next += WordsFor(blob.count);
+  }
+  prepared.bytes = std::span<char>(out, 8 + words * sizeof(capnp::word));
+  prepared.seq_offset = 8 + sizeof(capnp::word) + layout.seq;
+  prepared.stream_version_offset = 8 + sizeof(capnp::word) + layout.stream_version;
+  prepared.timestamp_offset = 8 + sizeof(capnp::word) + layout.timestamp;
   return prepared;
 }
 

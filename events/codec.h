@@ -51,6 +51,9 @@ struct PreparedRecord {
 // Encodes `record` (its position fields are ignored) ready for placement, its bytes taken
 // from `arena`.
 PreparedRecord PrepareRecord(const Record& record, ByteArena& arena);
+// The same bytes by the longer way (the whole envelope through Cap'n Proto), which
+// PrepareRecord takes for a payload it does not expect (one of zero size); tests compare both.
+PreparedRecord PrepareRecordByCopy(const Record& record, ByteArena& arena);
 
 // Writes the position fields into `prepared.bytes`; the hash field is left zero.
 void PlaceRecord(PreparedRecord& prepared, uint64_t seq, uint64_t stream_version,

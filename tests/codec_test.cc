@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <random>
 
 #include "events/chain.h"
 #include "events/schema/ledger.capnp.h"
@@ -113,6 +114,69 @@ TEST(Codec, PreparedRecordsShareAnArenaWordAlignedAndCanonical) {
     std::memcpy(prepared[i].bytes.data() + prepared[i].hash_offset, hash.data(), hash.size());
     EXPECT_EQ(prepared[i].view(), sealed[i]) << i;
     EXPECT_EQ(hash, record.hash) << i;
+  }
+}
+
+// PrepareRecord writes the envelope itself and takes only the payload from Cap'n Proto;
+// PrepareRecordByCopy takes all of it from Cap'n Proto. Over records of random shape — texts of
+// every length around a word's edge (and empty), ids present or absent, payloads whose sections
+// Cap'n Proto trims (zero fields, the union's first member), large and small — the placed bytes are
+// those of capnp::canonicalize.
+TEST(Codec, PreparedRecordsMatchTheCanonicalEncodingForRandomShapes) {
+  std::mt19937_64 rng(20261206);
+  auto text = [&](size_t max) {
+    std::string out(rng() % (max + 1), ' ');
+    for (char& c : out) c = static_cast<char>('a' + rng() % 26);
+    return out;
+  };
+  std::vector<Event> payloads = SampleEvents();
+  ByteArena arena(512);
+  for (int i = 0; i < 5000; ++i) {
+    Event payload;
+    switch (rng() % 4) {
+      case 0:
+        payload = payloads[rng() % payloads.size()];
+        break;
+      case 1:  // the union's first member, zero fields included
+        payload = WorkflowAssigned{text(20), static_cast<uint32_t>(rng() % 2),
+                                   rng() % 2 == 0 ? 0 : rng()};
+        break;
+      default: {
+        JobCreated job{text(40), JobType::kAggregator, rng() % 3 == 0 ? 0 : rng(), {}};
+        const size_t entries = rng() % 6;
+        for (size_t e = 0; e < entries; ++e)
+          job.metadata.emplace_back(text(12), text(i % 50 == 0 ? 3000 : 300));
+        payload = std::move(job);
+      }
+    }
+    Record record = SampleRecord(std::move(payload), 1 + rng() % 1000000);
+    record.stream = "s" + text(70);
+    record.actor = text(40);
+    record.stream_version = 1 + rng() % 1000;
+    record.timestamp_ns = 1 + static_cast<int64_t>(rng() >> 2);
+    for (auto& b : record.event_id) b = static_cast<uint8_t>(rng());
+    for (auto& b : record.prev_hash) b = static_cast<uint8_t>(rng());
+    record.correlation_id = {};
+    record.causation_id = {};
+    if (rng() % 2 == 0)
+      for (auto& b : record.correlation_id) b = static_cast<uint8_t>(rng() | 1);
+    if (rng() % 2 == 0)
+      for (auto& b : record.causation_id) b = static_cast<uint8_t>(rng() | 1);
+
+    const std::string sealed = SealRecord(record).bytes;
+    for (bool by_copy : {false, true}) {
+      PreparedRecord prepared =
+          by_copy ? PrepareRecordByCopy(record, arena) : PrepareRecord(record, arena);
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(prepared.bytes.data()) % sizeof(capnp::word), 0u);
+      PlaceRecord(prepared, record.seq, record.stream_version, record.timestamp_ns,
+                  record.prev_hash);
+      const Hash256 hash = RecordHash(record.prev_hash, prepared.view(), prepared.hash_offset);
+      std::memcpy(prepared.bytes.data() + prepared.hash_offset, hash.data(), hash.size());
+      ASSERT_EQ(prepared.view(), sealed)
+          << "record " << i << ", " << EventTypeName(TypeOf(record.payload)) << ", by copy "
+          << by_copy;
+      ASSERT_EQ(hash, record.hash) << i;
+    }
   }
 }
 
