@@ -480,12 +480,16 @@ const EnvelopeLayout& Layout() {
   return layout;
 }
 
-// A zeroed segment of at least `words` for a flat builder, one per thread, reused.
-kj::ArrayPtr<capnp::word> ZeroedScratch(size_t words) {
-  thread_local std::vector<capnp::word> scratch;
-  if (scratch.size() < words) scratch.resize(words);
-  std::memset(scratch.data(), 0, words * sizeof(capnp::word));
-  return kj::arrayPtr(scratch.data(), words);
+// A zeroed segment of `words` for a flat builder: a buffer of the thread's, reused, for
+// payloads up to 64 KiB; `large`, which the caller frees, for a bigger one (a thread that
+// once encoded a 16 MiB record does not keep 16 MiB).
+kj::ArrayPtr<capnp::word> ZeroedScratch(size_t words, std::vector<capnp::word>& large) {
+  constexpr size_t kKeptWords = 8192;
+  thread_local std::vector<capnp::word> kept;
+  std::vector<capnp::word>& buffer = words <= kKeptWords ? kept : large;
+  if (buffer.size() < words) buffer.resize(words);
+  std::memset(buffer.data(), 0, words * sizeof(capnp::word));
+  return kj::arrayPtr(buffer.data(), words);
 }
 
 uint64_t StructPointer(int64_t offset_words, uint64_t sizes_word_half) {
@@ -557,6 +561,7 @@ PreparedRecord PrepareRecordByCopy(const Record& record, ByteArena& arena) {
 PreparedRecord PrepareRecord(const Record& record, ByteArena& arena) {
   using Slot = EnvelopeLayout::Slot;
   const EnvelopeLayout& layout = Layout();
+  std::vector<capnp::word> large_scratch;
   kj::ArrayPtr<capnp::word> scratch;
   size_t payload_used = 0;  // the root pointer and the payload's tree
   {
@@ -565,7 +570,8 @@ PreparedRecord PrepareRecord(const Record& record, ByteArena& arena) {
     std::visit([&](const auto& e) { Write(e, payload); }, record.payload);
     const capnp::_::StructReader source =
         capnp::_::PointerHelpers<s::Payload>::getInternalReader(payload.asReader());
-    scratch = ZeroedScratch(message.sizeInWords());  // a bound: see PrepareRecordByCopy
+    // What the builder allocated bounds the copy: see PrepareRecordByCopy.
+    scratch = ZeroedScratch(message.sizeInWords(), large_scratch);
     capnp::FlatMessageBuilder flat(scratch);
     capnp::_::PointerHelpers<capnp::AnyPointer>::getInternalBuilder(
         flat.initRoot<capnp::AnyPointer>())
