@@ -355,6 +355,15 @@ size_t DataFieldOffset(const char* name) {
   return field.getProto().getSlot().getOffset() * sizeof(uint64_t);
 }
 
+// The placeholders BuildEnvelope and PrepareRecord encode: seq, stream version and timestamp
+// as kPositionPlaceholder, prevHash as kPrevHashPlaceholder, hash as zeros.
+constexpr uint64_t kPositionPlaceholder = 1;
+constexpr Hash256 kPrevHashPlaceholder = [] {
+  Hash256 ones{};
+  for (auto& b : ones) b = 1;
+  return ones;
+}();
+
 // Builds `record`'s envelope in `message`. With `placeholders` the position fields are
 // encoded as non-zero placeholders instead of the record's own: canonical form drops trailing
 // zero words of the data section, and non-zero values keep every position field in the
@@ -362,17 +371,16 @@ size_t DataFieldOffset(const char* name) {
 s::Envelope::Reader BuildEnvelope(capnp::MessageBuilder& message, const Record& record,
                                   bool placeholders) {
   auto env = message.initRoot<s::Envelope>();
-  Hash256 ones;
-  ones.fill(1);
-  env.setSeq(placeholders ? 1 : record.seq);
+  env.setSeq(placeholders ? kPositionPlaceholder : record.seq);
   env.setStream(AsText(record.stream));
-  env.setStreamVersion(placeholders ? 1 : record.stream_version);
+  env.setStreamVersion(placeholders ? kPositionPlaceholder : record.stream_version);
   env.setEventId(AsBytes(record.event_id));
-  env.setTimestampNs(placeholders ? 1 : record.timestamp_ns);
+  env.setTimestampNs(placeholders ? static_cast<int64_t>(kPositionPlaceholder)
+                                  : record.timestamp_ns);
   env.setActor(AsText(record.actor));
   if (!IsZero(record.correlation_id)) env.setCorrelationId(AsBytes(record.correlation_id));
   if (!IsZero(record.causation_id)) env.setCausationId(AsBytes(record.causation_id));
-  env.setPrevHash(AsBytes(placeholders ? ones : record.prev_hash));
+  env.setPrevHash(AsBytes(placeholders ? kPrevHashPlaceholder : record.prev_hash));
   env.setHash(AsBytes(placeholders ? Hash256{} : record.hash));
   auto payload = env.initPayload();
   std::visit([&](const auto& e) { Write(e, payload); }, record.payload);
@@ -449,7 +457,8 @@ struct EnvelopeLayout {
     kHash,
     kPayload
   };
-  std::array<Slot, 16> slots{};  // what each pointer slot holds
+  static constexpr size_t kMaxPointers = 16;
+  std::array<Slot, kMaxPointers> slots{};  // what each pointer slot holds
 };
 
 const EnvelopeLayout& Layout() {
@@ -463,9 +472,9 @@ const EnvelopeLayout& Layout() {
     auto offset = [&](const char* name) {
       return schema.getFieldByName(name).getProto().getSlot().getOffset();
     };
-    l.seq = offset("seq") * sizeof(capnp::word);
-    l.stream_version = offset("streamVersion") * sizeof(capnp::word);
-    l.timestamp = offset("timestampNs") * sizeof(capnp::word);
+    l.seq = DataFieldOffset("seq");
+    l.stream_version = DataFieldOffset("streamVersion");
+    l.timestamp = DataFieldOffset("timestampNs");
     const std::pair<const char*, Slot> pointers[] = {{"stream", Slot::kStream},
                                                      {"eventId", Slot::kEventId},
                                                      {"actor", Slot::kActor},
@@ -587,10 +596,8 @@ PreparedRecord PrepareRecord(const Record& record, ByteArena& arena) {
   }
 
   static constexpr Hash256 kZeroHash{};
-  Hash256 ones;
-  ones.fill(1);
   struct Blob {
-    const void* bytes = nullptr;
+    const void* bytes = nullptr;  // null: a null pointer
     size_t size = 0;
     size_t count = 0;  // list elements: a text's NUL counts
   };
@@ -609,7 +616,8 @@ PreparedRecord PrepareRecord(const Record& record, ByteArena& arena) {
         if (IsZero(record.causation_id)) return {};
         return {record.causation_id.data(), 16, 16};
       case Slot::kPrevHash:
-        return {ones.data(), ones.size(), ones.size()};
+        return {kPrevHashPlaceholder.data(), kPrevHashPlaceholder.size(),
+                kPrevHashPlaceholder.size()};
       case Slot::kHash:
         return {kZeroHash.data(), kZeroHash.size(), kZeroHash.size()};
       case Slot::kNone:
@@ -618,10 +626,13 @@ PreparedRecord PrepareRecord(const Record& record, ByteArena& arena) {
     }
     return {};
   };
+  std::array<Blob, EnvelopeLayout::kMaxPointers> blobs{};
   const size_t header_words = 1 + layout.data_words + layout.pointer_count;
   size_t words = header_words + (payload_used - 1);
-  for (size_t i = 0; i < layout.pointer_count; ++i)
-    words += WordsFor(blob_of(layout.slots[i]).count);
+  for (size_t i = 0; i < layout.pointer_count; ++i) {
+    blobs[i] = blob_of(layout.slots[i]);
+    words += WordsFor(blobs[i].count);
+  }
 
   char* out = arena.Take(8 + words * sizeof(capnp::word), alignof(capnp::word));
   std::memset(out, 0, 8 + words * sizeof(capnp::word));
@@ -633,9 +644,9 @@ PreparedRecord PrepareRecord(const Record& record, ByteArena& arena) {
   };
   put_word(0, StructPointer(0, layout.data_words | (uint64_t{layout.pointer_count} << 16)));
   char* data = segment + sizeof(capnp::word);
-  PutLittleEndian64(data + layout.seq, 1);
-  PutLittleEndian64(data + layout.stream_version, 1);
-  PutLittleEndian64(data + layout.timestamp, 1);
+  PutLittleEndian64(data + layout.seq, kPositionPlaceholder);
+  PutLittleEndian64(data + layout.stream_version, kPositionPlaceholder);
+  PutLittleEndian64(data + layout.timestamp, kPositionPlaceholder);
 
   PreparedRecord prepared;
   size_t next = header_words;
@@ -650,8 +661,8 @@ PreparedRecord PrepareRecord(const Record& record, ByteArena& arena) {
       next += payload_used - 1;
       continue;
     }
-    const Blob blob = blob_of(slot);
-    if (blob.bytes == nullptr) continue;  // a null pointer
+    const Blob& blob = blobs[i];
+    if (blob.bytes == nullptr) continue;
     put_word(at, BytePointer(offset, blob.count));
     std::memcpy(segment + next * sizeof(capnp::word), blob.bytes, blob.size);
     if (slot == Slot::kPrevHash) prepared.prev_hash_offset = 8 + next * sizeof(capnp::word);

@@ -667,13 +667,7 @@ void EventLog::Recycle(std::vector<std::unique_ptr<StagedGroup>>& groups) {
           pending->records.capacity() > kSparePendingEvents) {
         continue;  // a large batch's memory goes now
       }
-      pending->batch = AppendBatch{};
-      pending->prepared.clear();
-      pending->events.clear();
-      pending->records.clear();  // the hooks have published or discarded the group
-      pending->done = nullptr;
-      pending->result = Status(ErrorCode::kUnavailable, "not processed");
-      pending->rejected = pending->replayed = false;
+      pending->Reset();  // the hooks have published or discarded the group's records
       spare.push_back(std::move(pending));
     }
   }

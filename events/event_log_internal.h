@@ -54,9 +54,24 @@ struct EventLog::Pending {
   // group is published or discarded, and the group outlives both.
   std::vector<Record> records;
   AppendCallback done;
-  Result<AppendResult> result = Status(ErrorCode::kUnavailable, "not processed");
+  Result<AppendResult> result = NotProcessed();
   bool rejected = false;  // failed validation: its result says why, whatever the group does
   bool replayed = false;  // every event id was recorded: its result holds their seqs
+
+  // Back to the state of a new Pending, keeping its vectors' capacity, for the next append
+  // (EventLog::Recycle). The arena is set up again by AppendAsync.
+  void Reset() {
+    batch = AppendBatch{};
+    prepared.clear();
+    events.clear();
+    records.clear();
+    done = nullptr;
+    result = NotProcessed();
+    rejected = replayed = false;
+  }
+
+ private:
+  static Status NotProcessed() { return Status(ErrorCode::kUnavailable, "not processed"); }
 };
 
 // The event ids a group has staged so far, with their seqs: RocksDB cannot answer for them
