@@ -20,6 +20,15 @@ namespace {
 using testing::SampleEvents;
 using testing::SampleRecord;
 
+// Places `prepared` at `record`'s position and writes its hash, as the writer does; returns
+// the hash.
+Hash256 PlaceAndHash(PreparedRecord& prepared, const Record& record) {
+  PlaceRecord(prepared, record.seq, record.stream_version, record.timestamp_ns, record.prev_hash);
+  const Hash256 hash = RecordHash(record.prev_hash, prepared.view(), prepared.hash_offset);
+  std::memcpy(prepared.bytes.data() + prepared.hash_offset, hash.data(), hash.size());
+  return hash;
+}
+
 TEST(Codec, EveryEventTypeRoundTrips) {
   std::vector<bool> seen(kEventTypeCount, false);
   for (const Event& event : SampleEvents()) {
@@ -67,10 +76,7 @@ TEST(Codec, PlacedRecordIsTheCanonicalEncodingOfThePlacedRecord) {
     Record record = SampleRecord(event);
     ByteArena arena;
     PreparedRecord prepared = PrepareRecord(record, arena);
-    PlaceRecord(prepared, record.seq, record.stream_version, record.timestamp_ns,
-                record.prev_hash);
-    const Hash256 hash = RecordHash(record.prev_hash, prepared.view(), prepared.hash_offset);
-    std::memcpy(prepared.bytes.data() + prepared.hash_offset, hash.data(), hash.size());
+    const Hash256 hash = PlaceAndHash(prepared, record);
     EncodedRecord sealed = SealRecord(record);
     EXPECT_EQ(prepared.view(), sealed.bytes) << EventTypeName(TypeOf(event));
     EXPECT_EQ(hash, record.hash);
@@ -108,10 +114,7 @@ TEST(Codec, PreparedRecordsShareAnArenaWordAlignedAndCanonical) {
   }
   for (size_t i = 0; i < records.size(); ++i) {
     const Record& record = records[i];
-    PlaceRecord(prepared[i], record.seq, record.stream_version, record.timestamp_ns,
-                record.prev_hash);
-    const Hash256 hash = RecordHash(record.prev_hash, prepared[i].view(), prepared[i].hash_offset);
-    std::memcpy(prepared[i].bytes.data() + prepared[i].hash_offset, hash.data(), hash.size());
+    const Hash256 hash = PlaceAndHash(prepared[i], record);
     EXPECT_EQ(prepared[i].view(), sealed[i]) << i;
     EXPECT_EQ(hash, record.hash) << i;
   }
@@ -170,10 +173,7 @@ TEST(Codec, PreparedRecordsMatchTheCanonicalEncodingForRandomShapes) {
       PreparedRecord prepared =
           by_copy ? PrepareRecordByCopy(record, arena) : PrepareRecord(record, arena);
       EXPECT_EQ(reinterpret_cast<uintptr_t>(prepared.bytes.data()) % sizeof(capnp::word), 0u);
-      PlaceRecord(prepared, record.seq, record.stream_version, record.timestamp_ns,
-                  record.prev_hash);
-      const Hash256 hash = RecordHash(record.prev_hash, prepared.view(), prepared.hash_offset);
-      std::memcpy(prepared.bytes.data() + prepared.hash_offset, hash.data(), hash.size());
+      const Hash256 hash = PlaceAndHash(prepared, record);
       ASSERT_EQ(prepared.view(), sealed)
           << "record " << i << ", " << EventTypeName(TypeOf(record.payload)) << ", by copy "
           << by_copy;
