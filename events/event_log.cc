@@ -244,6 +244,7 @@ EventLog::~EventLog() {
   {
     std::lock_guard lock(queue_mu_);
     stopping_ = true;
+    queue_ready_.store(true, std::memory_order_release);  // a polling writer looks at once
   }
   queue_cv_.notify_all();
   // The writer drains its queue and then closes the syncer's, which drains in turn.
@@ -294,6 +295,8 @@ LogStats EventLog::Stats() const {
   stats.write_wal_ns = write_wal_ns_.load(std::memory_order_relaxed);
   stats.write_memtable_ns = write_memtable_ns_.load(std::memory_order_relaxed);
   stats.write_timed_appends = write_timed_appends_.load(std::memory_order_relaxed);
+  stats.writer_polls = writer_polls_.load(std::memory_order_relaxed);
+  stats.writer_polls_run_out = writer_polls_run_out_.load(std::memory_order_relaxed);
   if (file_system_) stats.wal_prefill = file_system_->Report();
   return stats;
 }

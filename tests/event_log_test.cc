@@ -613,6 +613,44 @@ TEST(EventLog, StatsCountTheGroupsAndThePipelineThreadsCpu) {
   EXPECT_GT(later.write_timed_appends, after.write_timed_appends);
 }
 
+// The writer polls for the next append only while its waits have been short: under a steady
+// stream of appends it polls, and between appends that come now and then it sleeps rather
+// than spend a poll after every group.
+TEST(EventLog, WriterPollsUnderLoadAndSleepsBetweenSparseAppends) {
+  TempDir dir;
+  auto log = OpenLog(dir.path(), EventLogOptions{.durability = Durability::kBuffered});
+  // 32 clients that issue their next append from each answer: the writer's queue refills
+  // while it writes, so its waits are short.
+  constexpr int kClients = 32;
+  std::atomic<bool> stop{false};
+  std::atomic<int> running{kClients};
+  std::function<void(int)> issue = [&](int c) {
+    log->AppendAsync(OneEvent("steady/" + std::to_string(c)), [&, c](Result<AppendResult> r) {
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+      if (r.ok() && !stop.load()) return issue(c);
+      running.fetch_sub(1);
+    });
+  };
+  for (int c = 0; c < kClients; ++c) issue(c);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  stop = true;
+  while (running.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const LogStats loaded = log->Stats();
+  EXPECT_GT(loaded.writer_polls, 0u);
+  EXPECT_LE(loaded.writer_polls_run_out, loaded.writer_polls);
+
+  // Appends 5 ms apart: the first wait after the load may still poll (and run out); after
+  // that each wait is long, and the writer sleeps through it without polling.
+  constexpr int kSparse = 20;
+  for (int i = 0; i < kSparse; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_OK(log->Append(OneEvent("sparse")));
+  }
+  const LogStats sparse = log->Stats();
+  EXPECT_LE(sparse.writer_polls - loaded.writer_polls, 2u);
+  EXPECT_LE(sparse.writer_polls_run_out - loaded.writer_polls_run_out, 2u);
+}
+
 // A stream's index rows sit in one memtable bucket per 256 versions: a read crosses from one
 // bucket to the next, whether the rows are in the memtable, in SST files or split between.
 TEST(EventLog, StreamReadsCrossEvery256VersionBucket) {
