@@ -294,6 +294,8 @@ class EventLog {
   std::mutex spare_pending_mu_;
   std::vector<std::unique_ptr<Pending>> spare_pendings_;
   std::unique_ptr<Pending> SparePending();
+  // Empties an answered append and keeps it for SparePending, unless it is large.
+  void KeepSpare(std::unique_ptr<Pending> pending);
   void Recycle(std::vector<std::unique_ptr<StagedGroup>>& groups);
 
   // A write or fsync error: the log refuses appends from then on. Guarded by failed_mu_.

@@ -694,25 +694,17 @@ std::unique_ptr<EventLog::Pending> EventLog::SparePending() {
   return std::make_unique<Pending>();
 }
 
+void EventLog::KeepSpare(std::unique_ptr<Pending> pending) {
+  if (pending->prepared.capacity() > kSparePendingEvents || !pending->more_arenas.empty() ||
+      pending->records.capacity() > kSparePendingEvents) {
+    return;  // a large batch's memory goes now
+  }
+  pending->Reset();  // the hooks have published or discarded the group's records
+  std::lock_guard lock(spare_pending_mu_);
+  if (spare_pendings_.size() < kSparePendings) spare_pendings_.push_back(std::move(pending));
+}
+
 void EventLog::Recycle(std::vector<std::unique_ptr<StagedGroup>>& groups) {
-  std::vector<std::unique_ptr<Pending>> spare;
-  for (auto& group : groups) {
-    for (auto& pending : group->pendings) {
-      if (pending->prepared.capacity() > kSparePendingEvents || !pending->more_arenas.empty() ||
-          pending->records.capacity() > kSparePendingEvents) {
-        continue;  // a large batch's memory goes now
-      }
-      pending->Reset();  // the hooks have published or discarded the group's records
-      spare.push_back(std::move(pending));
-    }
-  }
-  if (!spare.empty()) {
-    std::lock_guard lock(spare_pending_mu_);
-    for (auto& pending : spare) {
-      if (spare_pendings_.size() >= kSparePendings) break;
-      spare_pendings_.push_back(std::move(pending));
-    }
-  }
   for (auto& group : groups) {
     if (group->batch.Data().capacity() > kSpareBatchBytes) continue;
     group->pendings.clear();  // the appends are answered: what was not kept goes now
@@ -818,7 +810,12 @@ void EventLog::Answer(std::vector<std::unique_ptr<StagedGroup>>& groups) {
     StagedGroup& group = *staged;
     for (auto& pending : group.pendings) {
       if (!group.outcome.ok() && !pending->rejected) pending->result = group.outcome;
-      pending->done(std::move(pending->result));
+      // Kept for the next append before its callback runs: the callback's own next append
+      // (a client issuing from it) fills it again while its memory is in this core's cache.
+      AppendCallback done = std::move(pending->done);
+      Result<AppendResult> result = std::move(pending->result);
+      KeepSpare(std::move(pending));
+      done(std::move(result));
     }
     if (group.outcome.ok()) answered = std::max(answered, group.after.seq);
   }
