@@ -295,8 +295,10 @@ LogStats EventLog::Stats() const {
   stats.write_wal_ns = write_wal_ns_.load(std::memory_order_relaxed);
   stats.write_memtable_ns = write_memtable_ns_.load(std::memory_order_relaxed);
   stats.write_timed_appends = write_timed_appends_.load(std::memory_order_relaxed);
-  stats.writer_polls = writer_polls_.load(std::memory_order_relaxed);
-  stats.writer_polls_run_out = writer_polls_run_out_.load(std::memory_order_relaxed);
+  stats.writer_polls = writer_poll_.polls();
+  stats.writer_polls_run_out = writer_poll_.run_out();
+  stats.sync_polls = sync_queue_.poll.polls();
+  stats.sync_polls_run_out = sync_queue_.poll.run_out();
   if (file_system_) stats.wal_prefill = file_system_->Report();
   return stats;
 }

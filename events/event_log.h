@@ -32,6 +32,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "events/adaptive_poll.h"
 #include "events/fold_hook.h"
 #include "events/record.h"
 #include "events/status.h"
@@ -110,9 +111,12 @@ struct LogStats {
   uint64_t write_memtable_ns = 0;
   uint64_t write_timed_appends = 0;
   // Waits in which the writer polled for the next append before sleeping (it polls while its
-  // waits have been short), and those whose poll ran out, so that it slept.
+  // waits have been short), and those whose poll ran out, so that it slept; the same for the
+  // sync thread waiting for written groups.
   uint64_t writer_polls = 0;
   uint64_t writer_polls_run_out = 0;
+  uint64_t sync_polls = 0;
+  uint64_t sync_polls_run_out = 0;
   WalPrefillReport wal_prefill;  // the zeros written ahead of the write-ahead log
 };
 
@@ -254,8 +258,9 @@ class EventLog {
   std::vector<std::unique_ptr<Pending>> queue_;
   bool stopping_ = false;
   // Set with every queued append and cleared as the writer takes the queue: what the writer
-  // polls before it sleeps on queue_cv_ (kWriterPoll). Written under queue_mu_.
+  // polls before it sleeps on queue_cv_. Written under queue_mu_.
   std::atomic<bool> queue_ready_{false};
+  AdaptivePoll writer_poll_;
 
   // Held by the writer while it stages a group, and by AddHook/RemoveHook. The writer's own
   // state below is touched only under it.
@@ -279,6 +284,8 @@ class EventLog {
     std::condition_variable cv;
     std::vector<std::unique_ptr<StagedGroup>> groups;
     bool closed = false;
+    std::atomic<bool> ready{false};  // set with groups or closed, cleared as they are taken
+    AdaptivePoll poll;               // the sync thread's
 
     void Push(std::unique_ptr<StagedGroup> group);
     void Close();
@@ -315,8 +322,6 @@ class EventLog {
   std::atomic<uint64_t> write_wal_ns_{0};
   std::atomic<uint64_t> write_memtable_ns_{0};
   std::atomic<uint64_t> write_timed_appends_{0};
-  std::atomic<uint64_t> writer_polls_{0};
-  std::atomic<uint64_t> writer_polls_run_out_{0};
   static constexpr uint64_t kTimedGroupEvery = 16;
   uint64_t groups_written_ = 0;  // the writer's own count, which picks the groups it times
 

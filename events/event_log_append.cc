@@ -261,41 +261,10 @@ Result<AppendResult> EventLog::Append(AppendBatch batch) {
   return std::move(*waiter.result);
 }
 
-// How long the writer polls for the next append before it sleeps. Waking a sleeping writer
-// is a futex wake on the caller's thread: on this VM (an inter-processor interrupt through
-// the hypervisor) a tenth of the sync thread's samples, where the clients' callbacks issue
-// their next appends, and the writer started that much later. It polls only while its waits
-// have been shorter than this, so a log written to now and then sleeps between groups.
-constexpr auto kWriterPoll = std::chrono::microseconds(100);
-
-namespace {
-
-void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-
-}  // namespace
-
 void EventLog::WriterLoop() {
   std::vector<std::unique_ptr<Pending>> group;
-  bool poll = false;  // the last wait was short: poll before sleeping
   for (;;) {
-    const auto wait_start = std::chrono::steady_clock::now();
-    if (poll) {
-      writer_polls_.fetch_add(1, std::memory_order_relaxed);
-      const auto until = wait_start + kWriterPoll;
-      for (unsigned i = 1; !queue_ready_.load(std::memory_order_acquire); ++i) {
-        CpuRelax();
-        if (i % 64 == 0 && std::chrono::steady_clock::now() > until) {
-          writer_polls_run_out_.fetch_add(1, std::memory_order_relaxed);
-          break;
-        }
-      }
-    }
+    writer_poll_.Poll(queue_ready_);
     {
       std::unique_lock lock(queue_mu_);
       queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
@@ -305,8 +274,8 @@ void EventLog::WriterLoop() {
       group.swap(queue_);
       queue_ready_.store(false, std::memory_order_relaxed);
     }
+    writer_poll_.Took();
     const auto stage_start = std::chrono::steady_clock::now();
-    poll = stage_start - wait_start < kWriterPoll;
     std::unique_ptr<StagedGroup> staged;
     {
       std::lock_guard write_lock(write_mu_);
@@ -335,6 +304,7 @@ void EventLog::GroupQueue::Push(std::unique_ptr<StagedGroup> group) {
   {
     std::lock_guard lock(mu);
     groups.push_back(std::move(group));
+    ready.store(true, std::memory_order_release);
   }
   cv.notify_one();
 }
@@ -343,15 +313,21 @@ void EventLog::GroupQueue::Close() {
   {
     std::lock_guard lock(mu);
     closed = true;
+    ready.store(true, std::memory_order_release);
   }
   cv.notify_one();
 }
 
 bool EventLog::GroupQueue::TakeAll(std::vector<std::unique_ptr<StagedGroup>>& out) {
-  std::unique_lock lock(mu);
-  cv.wait(lock, [&] { return closed || !groups.empty(); });
-  if (groups.empty()) return false;
-  out.swap(groups);
+  poll.Poll(ready);
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return closed || !groups.empty(); });
+    if (groups.empty()) return false;
+    out.swap(groups);
+    ready.store(false, std::memory_order_relaxed);
+  }
+  poll.Took();
   return true;
 }
 

@@ -613,10 +613,10 @@ TEST(EventLog, StatsCountTheGroupsAndThePipelineThreadsCpu) {
   EXPECT_GT(later.write_timed_appends, after.write_timed_appends);
 }
 
-// The writer polls for the next append only while its waits have been short: under a steady
-// stream of appends it polls, and between appends that come now and then it sleeps rather
-// than spend a poll after every group.
-TEST(EventLog, WriterPollsUnderLoadAndSleepsBetweenSparseAppends) {
+// The pipeline's threads poll their queues only while their waits have been short: under a
+// steady stream of appends they poll, and between appends that come now and then they sleep
+// rather than spend a poll after every group.
+TEST(EventLog, PipelinePollsUnderLoadAndSleepsBetweenSparseAppends) {
   TempDir dir;
   auto log = OpenLog(dir.path(), EventLogOptions{.durability = Durability::kBuffered});
   // 32 clients that issue their next append from each answer: the writer's queue refills
@@ -638,9 +638,11 @@ TEST(EventLog, WriterPollsUnderLoadAndSleepsBetweenSparseAppends) {
   const LogStats loaded = log->Stats();
   EXPECT_GT(loaded.writer_polls, 0u);
   EXPECT_LE(loaded.writer_polls_run_out, loaded.writer_polls);
+  EXPECT_GT(loaded.sync_polls, 0u);
+  EXPECT_LE(loaded.sync_polls_run_out, loaded.sync_polls);
 
   // Appends 5 ms apart: the first wait after the load may still poll (and run out); after
-  // that each wait is long, and the writer sleeps through it without polling.
+  // that each wait is long, and each thread sleeps through it without polling.
   constexpr int kSparse = 20;
   for (int i = 0; i < kSparse; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -649,6 +651,8 @@ TEST(EventLog, WriterPollsUnderLoadAndSleepsBetweenSparseAppends) {
   const LogStats sparse = log->Stats();
   EXPECT_LE(sparse.writer_polls - loaded.writer_polls, 2u);
   EXPECT_LE(sparse.writer_polls_run_out - loaded.writer_polls_run_out, 2u);
+  EXPECT_LE(sparse.sync_polls - loaded.sync_polls, 2u);
+  EXPECT_LE(sparse.sync_polls_run_out - loaded.sync_polls_run_out, 2u);
 }
 
 // A stream's index rows sit in one memtable bucket per 256 versions: a read crosses from one

@@ -104,8 +104,11 @@ void ReportGroups(const EventLog& log, const char* how) {
              static_cast<double>(stats.writer_stage_ns) / 1000.0 / appends,
              static_cast<double>(stats.write_wal_ns) / 1000.0 / timed,
              static_cast<double>(stats.write_memtable_ns) / 1000.0 / timed);
-  fmt::print(stderr, "    writer polled for appends in {} waits, {} of them ran out and slept\n",
-             stats.writer_polls, stats.writer_polls_run_out);
+  fmt::print(
+      stderr,
+      "    polled before sleeping: writer in {} waits ({} ran out), sync thread in {} ({} ran "
+      "out)\n",
+      stats.writer_polls, stats.writer_polls_run_out, stats.sync_polls, stats.sync_polls_run_out);
   const WalPrefillReport& prefill = stats.wal_prefill;
   fmt::print(stderr, "    write-ahead log zero-filled ahead: {:.1f} MiB, {} writes waited for it{}{}\n",
              static_cast<double>(prefill.bytes_filled) / (1 << 20), prefill.writer_waits,
