@@ -30,6 +30,7 @@ Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& dir, LedgerOptio
   EventLogOptions log_options;
   log_options.durability = options.durability;
   log_options.clock = ledger->clock_;
+  log_options.queue_poll = options.queue_poll;
   log_options.projection_column_families = {ShardMap::kColumnFamily, JobViews::kColumnFamily};
   SL_ASSIGN_OR_RETURN(ledger->log_, EventLog::Open(dir, std::move(log_options)));
   SL_ASSIGN_OR_RETURN(ledger->shard_map_, ShardMap::Open(*ledger->log_));

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -31,6 +32,8 @@ struct LedgerOptions {
   // The ledger's one clock (ns since the Unix epoch) for decisions and record timestamps;
   // the system clock when empty.
   std::function<int64_t()> clock;
+  // The event log's queue poll (EventLogOptions::queue_poll); zero: its threads always sleep.
+  std::chrono::microseconds queue_poll = AdaptivePoll::kDefaultLimit;
 };
 
 // What a command did.

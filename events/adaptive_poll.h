@@ -7,24 +7,36 @@
 
 namespace shardledger {
 
-// A queue's consumer thread (the writer taking appends, the sync thread taking groups) polls
-// the queue for up to kLimit before it sleeps on its condition variable, while its waits have
-// been shorter than that. Waking a sleeping thread is a futex wake on the producer's thread: on
-// this VM an inter-processor interrupt through the hypervisor, a tenth of the sync thread's
-// samples where the clients' callbacks wake the writer, 8% of the writer's where it wakes the
-// sync thread in buffered mode; and the woken thread started that much later. A thread whose
-// waits are long (appends now and then, or an fsync longer than kLimit between them) sleeps.
+// A queue's consumer thread (the writer taking appends, the sync thread taking groups) may
+// poll the queue for up to a limit (100 µs unless set) before it sleeps on its condition
+// variable. Waking a sleeping thread is a futex wake on the producer's thread: on a virtual
+// machine an inter-processor interrupt through the hypervisor, a tenth of the sync thread's
+// samples where the clients' callbacks woke the writer, 8% of the writer's where it woke the
+// sync thread in buffered mode; and the woken thread started that much later.
+//
+// A poll that runs out is a core's time spent for nothing, so a thread polls only while nearly
+// all its waits are shorter than the limit: it keeps a moving average of that share (each
+// wait weighs 1/16) and polls while it is at least 15/16. Under a saturated pipeline nearly
+// every wait is short and the threads poll; with appends arriving now and then, or at a rate
+// whose gaps are often longer than the limit, they sleep as before.
 class AdaptivePoll {
  public:
-  static constexpr std::chrono::microseconds kLimit{100};
+  static constexpr std::chrono::microseconds kDefaultLimit{100};
+  // The share of short waits is kept in 1/kOne units.
+  static constexpr int kOne = 1 << 12;
+  static constexpr int kPollAbove = kOne * 3 / 4;
+
+  // How long a wait polls (EventLogOptions::queue_poll); zero: never, the thread always sleeps.
+  // Set before the consumer thread starts.
+  void set_limit(std::chrono::microseconds limit) { limit_ = limit; }
 
   // Before the consumer takes the queue's lock: polls `ready` (set by the producer with each
-  // item, cleared by the consumer as it takes them) when the last wait was short.
+  // item, cleared by the consumer as it takes them) while nearly all waits have been short.
   void Poll(const std::atomic<bool>& ready) {
     start_ = std::chrono::steady_clock::now();
-    if (!poll_) return;
+    if (short_share_ < kPollAbove) return;
     polls_.fetch_add(1, std::memory_order_relaxed);
-    const auto until = start_ + kLimit;
+    const auto until = start_ + limit_;
     for (unsigned i = 1; !ready.load(std::memory_order_acquire); ++i) {
       CpuRelax();
       if (i % 64 == 0 && std::chrono::steady_clock::now() > until) {
@@ -33,8 +45,11 @@ class AdaptivePoll {
       }
     }
   }
-  // Once the consumer has taken what the queue held: the wait counts as short under kLimit.
-  void Took() { poll_ = std::chrono::steady_clock::now() - start_ < kLimit; }
+  // Once the consumer has taken what the queue held: counts the wait, short under the limit.
+  void Took() {
+    const bool short_wait = std::chrono::steady_clock::now() - start_ < limit_;
+    short_share_ += ((short_wait ? kOne : 0) - short_share_) / 16;
+  }
 
   uint64_t polls() const { return polls_.load(std::memory_order_relaxed); }
   uint64_t run_out() const { return run_out_.load(std::memory_order_relaxed); }
@@ -48,7 +63,8 @@ class AdaptivePoll {
 #endif
   }
 
-  bool poll_ = false;  // a new thread sleeps until it has waited briefly once
+  std::chrono::microseconds limit_ = kDefaultLimit;
+  int short_share_ = 0;  // a new thread sleeps until its waits have been short a while
   std::chrono::steady_clock::time_point start_;
   std::atomic<uint64_t> polls_{0};    // waits that polled
   std::atomic<uint64_t> run_out_{0};  // polls that ran out, so that the thread slept

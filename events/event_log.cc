@@ -111,9 +111,10 @@ std::optional<Durability> ParseDurability(std::string_view name) {
 }
 
 EventLog::EventLog(std::string dir, EventLogOptions options)
-    : dir_(std::move(dir)),
-      options_(std::move(options)),
-      group_ids_(std::make_unique<GroupIds>()) {}
+    : dir_(std::move(dir)), options_(std::move(options)), group_ids_(std::make_unique<GroupIds>()) {
+  writer_poll_.set_limit(options_.queue_poll);
+  sync_queue_.poll.set_limit(options_.queue_poll);
+}
 
 Result<std::unique_ptr<EventLog>> EventLog::Open(const std::string& dir, EventLogOptions options) {
   if (!options.clock) {

@@ -613,14 +613,16 @@ TEST(EventLog, StatsCountTheGroupsAndThePipelineThreadsCpu) {
   EXPECT_GT(later.write_timed_appends, after.write_timed_appends);
 }
 
-// The pipeline's threads poll their queues only while their waits have been short: under a
-// steady stream of appends they poll, and between appends that come now and then they sleep
-// rather than spend a poll after every group.
+// The pipeline's threads poll their queues only while most of their waits have been short
+// (AdaptivePoll, tested on its own in adaptive_poll_test): under a saturating stream of
+// appends they poll, and between appends that come now and then they sleep rather than spend
+// a poll after every group.
 TEST(EventLog, PipelinePollsUnderLoadAndSleepsBetweenSparseAppends) {
   TempDir dir;
   auto log = OpenLog(dir.path(), EventLogOptions{.durability = Durability::kBuffered});
   // 32 clients that issue their next append from each answer: the writer's queue refills
-  // while it writes, so its waits are short.
+  // while it writes, so its waits are short. (The sync thread's may not be, on a machine
+  // where the writer is slow to bring it groups, as under the sanitizers.)
   constexpr int kClients = 32;
   std::atomic<bool> stop{false};
   std::atomic<int> running{kClients};
@@ -632,27 +634,27 @@ TEST(EventLog, PipelinePollsUnderLoadAndSleepsBetweenSparseAppends) {
     });
   };
   for (int c = 0; c < kClients; ++c) issue(c);
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
   stop = true;
   while (running.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   const LogStats loaded = log->Stats();
   EXPECT_GT(loaded.writer_polls, 0u);
   EXPECT_LE(loaded.writer_polls_run_out, loaded.writer_polls);
-  EXPECT_GT(loaded.sync_polls, 0u);
   EXPECT_LE(loaded.sync_polls_run_out, loaded.sync_polls);
 
-  // Appends 5 ms apart: the first wait after the load may still poll (and run out); after
-  // that each wait is long, and each thread sleeps through it without polling.
+  // Appends 5 ms apart: the first waits after the load still poll and run out, until the
+  // long waits bring the share of short ones under 3/4 (at most five of them from a share of
+  // one); after that each thread sleeps through its waits without polling.
   constexpr int kSparse = 20;
   for (int i = 0; i < kSparse; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
     ASSERT_OK(log->Append(OneEvent("sparse")));
   }
   const LogStats sparse = log->Stats();
-  EXPECT_LE(sparse.writer_polls - loaded.writer_polls, 2u);
-  EXPECT_LE(sparse.writer_polls_run_out - loaded.writer_polls_run_out, 2u);
-  EXPECT_LE(sparse.sync_polls - loaded.sync_polls, 2u);
-  EXPECT_LE(sparse.sync_polls_run_out - loaded.sync_polls_run_out, 2u);
+  EXPECT_LE(sparse.writer_polls - loaded.writer_polls, 5u);
+  EXPECT_LE(sparse.writer_polls_run_out - loaded.writer_polls_run_out, 5u);
+  EXPECT_LE(sparse.sync_polls - loaded.sync_polls, 5u);
+  EXPECT_LE(sparse.sync_polls_run_out - loaded.sync_polls_run_out, 5u);
 }
 
 // A stream's index rows sit in one memtable bucket per 256 versions: a read crosses from one

@@ -35,6 +35,7 @@ struct DaemonFlags {
   int tick_ms = 1000;
   int timetosync_s = 300;
   int pub_hwm = 100'000;
+  int queue_poll_us = 100;
 };
 
 int Run(const DaemonFlags& flags) {
@@ -52,6 +53,11 @@ int Run(const DaemonFlags& flags) {
     return 2;
   }
   options.durability = *durability;
+  if (flags.queue_poll_us < 0) {
+    SL_LOG(kError, "--queue-poll-us must be 0 or more, not {}", flags.queue_poll_us);
+    return 2;
+  }
+  options.queue_poll = std::chrono::microseconds(flags.queue_poll_us);
   options.routing.time_to_sync_ns = int64_t{flags.timetosync_s} * 1'000'000'000;
   if (!flags.job_config.empty()) {
     auto jobs = JobConfig::Load(flags.job_config);
@@ -178,6 +184,10 @@ int main(int argc, char** argv) {
                  "records queued per subscriber before the publisher drops (they then replay)")
       ->capture_default_str();
   app.add_option("--durability", flags.durability, "durable (fsync) or buffered")->capture_default_str();
+  app.add_option("--queue-poll-us", flags.queue_poll_us,
+                 "microseconds the event log's writer and sync threads poll before sleeping, "
+                 "while most of their waits are shorter (0: always sleep)")
+      ->capture_default_str();
   app.add_option("--curve-key", flags.curve_key, "the server's CURVE key file: turns CURVE on");
   app.add_option("--curve-allow", flags.curve_allow, "allow-list: '<public key> <reader|writer|admin>' lines");
   app.add_option("--job-config", flags.job_config, "job configuration file");

@@ -1,0 +1,70 @@
+#include "events/adaptive_poll.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+namespace shardledger {
+namespace {
+
+using std::chrono::microseconds;
+
+// One wait: Poll, then (after `lasting`) Took, as a consumer thread does around its queue.
+void Wait(AdaptivePoll& poll, const std::atomic<bool>& ready,
+          microseconds lasting = microseconds(0)) {
+  poll.Poll(ready);
+  if (lasting.count() > 0) std::this_thread::sleep_for(lasting);
+  poll.Took();
+}
+
+// A new thread sleeps; once most of its waits have been short it polls, and once enough of them
+// are long it sleeps again.
+TEST(AdaptivePoll, PollsOnlyWhileMostWaitsAreShort) {
+  AdaptivePoll poll;
+  poll.set_limit(microseconds(2'000'000));  // every wait here is short against 2 s
+  std::atomic<bool> ready{true};            // the queue holds work: a poll ends at once
+  Wait(poll, ready);
+  EXPECT_EQ(poll.polls(), 0u);  // no short waits seen yet
+  for (int i = 0; i < 40; ++i) Wait(poll, ready);
+  const uint64_t after_short = poll.polls();
+  EXPECT_GT(after_short, 0u);
+  EXPECT_LT(after_short, 40u);  // not from the first wait on
+  EXPECT_EQ(poll.run_out(), 0u);
+
+  poll.set_limit(microseconds(200));
+  for (int i = 0; i < 8; ++i) Wait(poll, ready, microseconds(2'000));  // long waits
+  const uint64_t after_long = poll.polls();
+  for (int i = 0; i < 4; ++i) Wait(poll, ready, microseconds(2'000));
+  EXPECT_EQ(poll.polls(), after_long);  // it sleeps again
+}
+
+// A poll that finds nothing gives up after the limit and counts as run out.
+TEST(AdaptivePoll, APollRunsOutAfterItsLimit) {
+  AdaptivePoll poll;
+  poll.set_limit(microseconds(2'000'000));
+  std::atomic<bool> ready{true};
+  for (int i = 0; i < 40; ++i) Wait(poll, ready);
+  poll.set_limit(microseconds(5'000));
+  ready = false;
+  const uint64_t polls = poll.polls();
+  const auto start = std::chrono::steady_clock::now();
+  poll.Poll(ready);
+  const auto spent = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(poll.polls(), polls + 1);
+  EXPECT_EQ(poll.run_out(), 1u);
+  EXPECT_GE(spent, microseconds(5'000));
+}
+
+// A limit of zero turns polling off: every wait counts as long.
+TEST(AdaptivePoll, AZeroLimitNeverPolls) {
+  AdaptivePoll poll;
+  poll.set_limit(microseconds(0));
+  std::atomic<bool> ready{true};
+  for (int i = 0; i < 100; ++i) Wait(poll, ready);
+  EXPECT_EQ(poll.polls(), 0u);
+}
+
+}  // namespace
+}  // namespace shardledger
