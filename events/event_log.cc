@@ -113,7 +113,12 @@ std::optional<Durability> ParseDurability(std::string_view name) {
 EventLog::EventLog(std::string dir, EventLogOptions options)
     : dir_(std::move(dir)), options_(std::move(options)), group_ids_(std::make_unique<GroupIds>()) {
   writer_poll_.set_limit(options_.queue_poll);
-  sync_queue_.poll.set_limit(options_.queue_poll);
+  // In a durable log the sync thread seldom waits under load (the writer has written the next
+  // groups by the time an fsync returns), and its polling took a vCPU from a lone blocking
+  // caller and the writer between them: durable_append_1 ran ~7% slower with it.
+  sync_queue_.poll.set_limit(options_.durability == Durability::kBuffered
+                                 ? options_.queue_poll
+                                 : std::chrono::microseconds(0));
 }
 
 Result<std::unique_ptr<EventLog>> EventLog::Open(const std::string& dir, EventLogOptions options) {

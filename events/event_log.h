@@ -67,9 +67,10 @@ struct EventLogOptions {
   // commit for a new size (events/wal_prefill.h); filled a quarter at a time. 0: none.
   // Durable logs only: a buffered log does not fsync.
   size_t wal_prefill_bytes = size_t{4} << 20;
-  // How long the writer and the sync thread poll their queues before they sleep, while their
-  // waits have been shorter than this (events/adaptive_poll.h): under a steady load they
-  // then spend their idle time polling instead of being woken. Zero: they always sleep.
+  // How long the writer (and in a buffered log the sync thread) polls its queue before it
+  // sleeps, while most of its waits have been shorter than this (events/adaptive_poll.h):
+  // under a saturating load it spends its idle moments polling instead of being woken.
+  // Zero: they always sleep.
   std::chrono::microseconds queue_poll = AdaptivePoll::kDefaultLimit;
 };
 
