@@ -619,10 +619,13 @@ TEST(EventLog, StatsCountTheGroupsAndThePipelineThreadsCpu) {
 // a poll after every group.
 TEST(EventLog, PipelinePollsUnderLoadAndSleepsBetweenSparseAppends) {
   TempDir dir;
-  auto log = OpenLog(dir.path(), EventLogOptions{.durability = Durability::kBuffered});
+  // A limit of 20 ms, so that every wait under the load below counts as short on any machine
+  // (under the sanitizers a wait of the default 100 µs limit may not), and appends 40 ms
+  // apart count as long.
+  auto log = OpenLog(dir.path(), EventLogOptions{.durability = Durability::kBuffered,
+                                                 .queue_poll = std::chrono::milliseconds(20)});
   // 32 clients that issue their next append from each answer: the writer's queue refills
-  // while it writes, so its waits are short. (The sync thread's may not be, on a machine
-  // where the writer is slow to bring it groups, as under the sanitizers.)
+  // while it writes, so its waits are short.
   constexpr int kClients = 32;
   std::atomic<bool> stop{false};
   std::atomic<int> running{kClients};
@@ -639,15 +642,16 @@ TEST(EventLog, PipelinePollsUnderLoadAndSleepsBetweenSparseAppends) {
   while (running.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   const LogStats loaded = log->Stats();
   EXPECT_GT(loaded.writer_polls, 0u);
+  EXPECT_GT(loaded.sync_polls, 0u);
   EXPECT_LE(loaded.writer_polls_run_out, loaded.writer_polls);
   EXPECT_LE(loaded.sync_polls_run_out, loaded.sync_polls);
 
-  // Appends 5 ms apart: the first waits after the load still poll and run out, until the
+  // Appends 40 ms apart: the first waits after the load still poll and run out, until the
   // long waits bring the share of short ones under 3/4 (at most five of them from a share of
   // one); after that each thread sleeps through its waits without polling.
-  constexpr int kSparse = 20;
+  constexpr int kSparse = 12;
   for (int i = 0; i < kSparse; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));
     ASSERT_OK(log->Append(OneEvent("sparse")));
   }
   const LogStats sparse = log->Stats();
