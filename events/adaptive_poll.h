@@ -14,11 +14,15 @@ namespace shardledger {
 // samples where the clients' callbacks woke the writer, 8% of the writer's where it woke the
 // sync thread in buffered mode; and the woken thread started that much later.
 //
-// A poll that runs out is a core's time spent for nothing, so a thread polls only while nearly
-// all its waits are shorter than the limit: it keeps a moving average of that share (each
-// wait weighs 1/16) and polls while it is at least 15/16. Under a saturated pipeline nearly
-// every wait is short and the threads poll; with appends arriving now and then, or at a rate
-// whose gaps are often longer than the limit, they sleep as before.
+// A poll that runs out is a core's time spent for nothing, so a thread polls only while most
+// of its waits are shorter than the limit: it keeps a moving average of that share (each wait
+// weighs 1/16) and polls while it is at least 3/4. Under a saturated pipeline nearly every
+// wait is short and the threads poll; with appends arriving now and then, or at a rate whose
+// gaps are often longer than the limit, they sleep as before.
+//
+// Use, beside the queue's mutex and condition variable: the producer calls Signal() under the
+// mutex with each item it queues (and when the queue closes); the consumer calls Poll() before
+// it takes the mutex and Took() under it, once it has taken the items.
 class AdaptivePoll {
  public:
   static constexpr std::chrono::microseconds kDefaultLimit{100};
@@ -30,14 +34,17 @@ class AdaptivePoll {
   // Set before the consumer thread starts.
   void set_limit(std::chrono::microseconds limit) { limit_ = limit; }
 
-  // Before the consumer takes the queue's lock: polls `ready` (set by the producer with each
-  // item, cleared by the consumer as it takes them) while nearly all waits have been short.
-  void Poll(const std::atomic<bool>& ready) {
+  // The producer, under the queue's mutex: the queue holds something (or has closed).
+  void Signal() { ready_.store(true, std::memory_order_release); }
+
+  // The consumer, before it takes the queue's mutex: polls for a Signal while most waits
+  // have been short.
+  void Poll() {
     start_ = std::chrono::steady_clock::now();
     if (short_share_ < kPollAbove) return;
     polls_.fetch_add(1, std::memory_order_relaxed);
     const auto until = start_ + limit_;
-    for (unsigned i = 1; !ready.load(std::memory_order_acquire); ++i) {
+    for (unsigned i = 1; !ready_.load(std::memory_order_acquire); ++i) {
       CpuRelax();
       if (i % 64 == 0 && std::chrono::steady_clock::now() > until) {
         run_out_.fetch_add(1, std::memory_order_relaxed);
@@ -45,8 +52,10 @@ class AdaptivePoll {
       }
     }
   }
-  // Once the consumer has taken what the queue held: counts the wait, short under the limit.
+  // The consumer, under the queue's mutex, once it has taken what the queue held: clears the
+  // signal and counts the wait, short under the limit.
   void Took() {
+    ready_.store(false, std::memory_order_relaxed);
     const bool short_wait = std::chrono::steady_clock::now() - start_ < limit_;
     short_share_ += ((short_wait ? kOne : 0) - short_share_) / 16;
   }
@@ -64,6 +73,7 @@ class AdaptivePoll {
   }
 
   std::chrono::microseconds limit_ = kDefaultLimit;
+  std::atomic<bool> ready_{false};  // set by Signal, cleared by Took
   int short_share_ = 0;  // a new thread sleeps until its waits have been short a while
   std::chrono::steady_clock::time_point start_;
   std::atomic<uint64_t> polls_{0};    // waits that polled

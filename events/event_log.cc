@@ -250,7 +250,7 @@ EventLog::~EventLog() {
   {
     std::lock_guard lock(queue_mu_);
     stopping_ = true;
-    queue_ready_.store(true, std::memory_order_release);  // a polling writer looks at once
+    writer_poll_.Signal();  // a polling writer looks at once
   }
   queue_cv_.notify_all();
   // The writer drains its queue and then closes the syncer's, which drains in turn.

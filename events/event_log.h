@@ -263,10 +263,7 @@ class EventLog {
   std::condition_variable queue_cv_;
   std::vector<std::unique_ptr<Pending>> queue_;
   bool stopping_ = false;
-  // Set with every queued append and cleared as the writer takes the queue: what the writer
-  // polls before it sleeps on queue_cv_. Written under queue_mu_.
-  std::atomic<bool> queue_ready_{false};
-  AdaptivePoll writer_poll_;
+  AdaptivePoll writer_poll_;  // how the writer waits on queue_cv_
 
   // Held by the writer while it stages a group, and by AddHook/RemoveHook. The writer's own
   // state below is touched only under it.
@@ -290,8 +287,7 @@ class EventLog {
     std::condition_variable cv;
     std::vector<std::unique_ptr<StagedGroup>> groups;
     bool closed = false;
-    std::atomic<bool> ready{false};  // set with groups or closed, cleared as they are taken
-    AdaptivePoll poll;               // the sync thread's
+    AdaptivePoll poll;  // how the sync thread waits on cv
 
     void Push(std::unique_ptr<StagedGroup> group);
     void Close();
@@ -303,7 +299,7 @@ class EventLog {
   std::mutex spare_mu_;
   std::vector<std::unique_ptr<StagedGroup>> spare_groups_;
   std::unique_ptr<StagedGroup> SpareGroup(size_t reserved_bytes);
-  // Answered appends, emptied, for AppendAsync to fill again (SparePending, Recycle).
+  // Answered appends, emptied, for AppendAsync to fill again (SparePending, KeepSpare).
   std::mutex spare_pending_mu_;
   std::vector<std::unique_ptr<Pending>> spare_pendings_;
   std::unique_ptr<Pending> SparePending();

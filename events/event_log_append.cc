@@ -238,7 +238,7 @@ void EventLog::AppendAsync(AppendBatch batch, AppendCallback done) {
       return;
     }
     queue_.push_back(std::move(pending));
-    queue_ready_.store(true, std::memory_order_release);
+    writer_poll_.Signal();
   }
   queue_cv_.notify_one();
 }
@@ -264,7 +264,7 @@ Result<AppendResult> EventLog::Append(AppendBatch batch) {
 void EventLog::WriterLoop() {
   std::vector<std::unique_ptr<Pending>> group;
   for (;;) {
-    writer_poll_.Poll(queue_ready_);
+    writer_poll_.Poll();
     {
       std::unique_lock lock(queue_mu_);
       queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
@@ -272,9 +272,8 @@ void EventLog::WriterLoop() {
       // A swap, so the lock is held for no copy: a caller that finds it held sleeps on a
       // futex (a sync thread's callback did, behind the writer's moving 16 appends out).
       group.swap(queue_);
-      queue_ready_.store(false, std::memory_order_relaxed);
+      writer_poll_.Took();
     }
-    writer_poll_.Took();
     const auto stage_start = std::chrono::steady_clock::now();
     std::unique_ptr<StagedGroup> staged;
     {
@@ -304,7 +303,7 @@ void EventLog::GroupQueue::Push(std::unique_ptr<StagedGroup> group) {
   {
     std::lock_guard lock(mu);
     groups.push_back(std::move(group));
-    ready.store(true, std::memory_order_release);
+    poll.Signal();
   }
   cv.notify_one();
 }
@@ -313,20 +312,17 @@ void EventLog::GroupQueue::Close() {
   {
     std::lock_guard lock(mu);
     closed = true;
-    ready.store(true, std::memory_order_release);
+    poll.Signal();
   }
   cv.notify_one();
 }
 
 bool EventLog::GroupQueue::TakeAll(std::vector<std::unique_ptr<StagedGroup>>& out) {
-  poll.Poll(ready);
-  {
-    std::unique_lock lock(mu);
-    cv.wait(lock, [&] { return closed || !groups.empty(); });
-    if (groups.empty()) return false;
-    out.swap(groups);
-    ready.store(false, std::memory_order_relaxed);
-  }
+  poll.Poll();
+  std::unique_lock lock(mu);
+  cv.wait(lock, [&] { return closed || !groups.empty(); });
+  if (groups.empty()) return false;
+  out.swap(groups);
   poll.Took();
   return true;
 }
@@ -683,7 +679,7 @@ void EventLog::KeepSpare(std::unique_ptr<Pending> pending) {
 void EventLog::Recycle(std::vector<std::unique_ptr<StagedGroup>>& groups) {
   for (auto& group : groups) {
     if (group->batch.Data().capacity() > kSpareBatchBytes) continue;
-    group->pendings.clear();  // the appends are answered: what was not kept goes now
+    group->pendings.clear();  // emptied by Answer, which handed each append to KeepSpare
     group->hooks.clear();
     group->batch.Clear();
     group->before = group->after = LogHead{};

@@ -59,7 +59,7 @@ struct EventLog::Pending {
   bool replayed = false;  // every event id was recorded: its result holds their seqs
 
   // Back to the state of a new Pending, keeping its vectors' capacity, for the next append
-  // (EventLog::Recycle). The arena is set up again by AppendAsync.
+  // (EventLog::KeepSpare). The arena is set up again by AppendAsync.
   void Reset() {
     batch = AppendBatch{};
     prepared.clear();

@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -11,10 +10,12 @@ namespace {
 
 using std::chrono::microseconds;
 
-// One wait: Poll, then (after `lasting`) Took, as a consumer thread does around its queue.
-void Wait(AdaptivePoll& poll, const std::atomic<bool>& ready,
-          microseconds lasting = microseconds(0)) {
-  poll.Poll(ready);
+// One wait, as a consumer thread makes it around its queue: Poll, then (after `lasting`)
+// Took. With `queued`, the producer has signalled an item before the wait begins, so a poll
+// ends at once.
+void Wait(AdaptivePoll& poll, bool queued, microseconds lasting = microseconds(0)) {
+  if (queued) poll.Signal();
+  poll.Poll();
   if (lasting.count() > 0) std::this_thread::sleep_for(lasting);
   poll.Took();
 }
@@ -24,19 +25,18 @@ void Wait(AdaptivePoll& poll, const std::atomic<bool>& ready,
 TEST(AdaptivePoll, PollsOnlyWhileMostWaitsAreShort) {
   AdaptivePoll poll;
   poll.set_limit(microseconds(2'000'000));  // every wait here is short against 2 s
-  std::atomic<bool> ready{true};            // the queue holds work: a poll ends at once
-  Wait(poll, ready);
+  Wait(poll, true);
   EXPECT_EQ(poll.polls(), 0u);  // no short waits seen yet
-  for (int i = 0; i < 40; ++i) Wait(poll, ready);
+  for (int i = 0; i < 40; ++i) Wait(poll, true);
   const uint64_t after_short = poll.polls();
   EXPECT_GT(after_short, 0u);
   EXPECT_LT(after_short, 40u);  // not from the first wait on
   EXPECT_EQ(poll.run_out(), 0u);
 
   poll.set_limit(microseconds(200));
-  for (int i = 0; i < 8; ++i) Wait(poll, ready, microseconds(2'000));  // long waits
+  for (int i = 0; i < 8; ++i) Wait(poll, true, microseconds(2'000));  // long waits
   const uint64_t after_long = poll.polls();
-  for (int i = 0; i < 4; ++i) Wait(poll, ready, microseconds(2'000));
+  for (int i = 0; i < 4; ++i) Wait(poll, true, microseconds(2'000));
   EXPECT_EQ(poll.polls(), after_long);  // it sleeps again
 }
 
@@ -44,13 +44,11 @@ TEST(AdaptivePoll, PollsOnlyWhileMostWaitsAreShort) {
 TEST(AdaptivePoll, APollRunsOutAfterItsLimit) {
   AdaptivePoll poll;
   poll.set_limit(microseconds(2'000'000));
-  std::atomic<bool> ready{true};
-  for (int i = 0; i < 40; ++i) Wait(poll, ready);
+  for (int i = 0; i < 40; ++i) Wait(poll, true);
   poll.set_limit(microseconds(5'000));
-  ready = false;
   const uint64_t polls = poll.polls();
   const auto start = std::chrono::steady_clock::now();
-  poll.Poll(ready);
+  poll.Poll();  // nothing signalled
   const auto spent = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(poll.polls(), polls + 1);
   EXPECT_EQ(poll.run_out(), 1u);
@@ -61,8 +59,7 @@ TEST(AdaptivePoll, APollRunsOutAfterItsLimit) {
 TEST(AdaptivePoll, AZeroLimitNeverPolls) {
   AdaptivePoll poll;
   poll.set_limit(microseconds(0));
-  std::atomic<bool> ready{true};
-  for (int i = 0; i < 100; ++i) Wait(poll, ready);
+  for (int i = 0; i < 100; ++i) Wait(poll, true);
   EXPECT_EQ(poll.polls(), 0u);
 }
 

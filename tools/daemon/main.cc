@@ -184,9 +184,10 @@ int main(int argc, char** argv) {
                  "records queued per subscriber before the publisher drops (they then replay)")
       ->capture_default_str();
   app.add_option("--durability", flags.durability, "durable (fsync) or buffered")->capture_default_str();
-  app.add_option("--queue-poll-us", flags.queue_poll_us,
-                 "microseconds the event log's writer and sync threads poll before sleeping, "
-                 "while most of their waits are shorter (0: always sleep)")
+  app.add_option(
+         "--queue-poll-us", flags.queue_poll_us,
+         "microseconds the event log's writer (and, buffered, its sync thread) polls before "
+         "sleeping, while most of its waits are shorter (0: always sleep)")
       ->capture_default_str();
   app.add_option("--curve-key", flags.curve_key, "the server's CURVE key file: turns CURVE on");
   app.add_option("--curve-allow", flags.curve_allow, "allow-list: '<public key> <reader|writer|admin>' lines");
