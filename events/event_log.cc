@@ -17,6 +17,7 @@
 #include "events/chain.h"
 #include "events/codec.h"
 #include "events/keys.h"
+#include "events/memtable_memory.h"
 
 namespace shardledger {
 
@@ -91,6 +92,11 @@ rocksdb::ColumnFamilyOptions CfOptions(std::string_view name) {
     // stream's rows share a bucket and reads within one stream stay ordered.
     cf.prefix_extractor = std::make_shared<StreamOfKey>();
     cf.memtable_factory.reset(HashedMemtable());
+  }
+  if (name == kLogCf || name == kIdsCf || name == kStreamsCf) {
+    // Every append writes a row to each of these three: their memtables take their memory in
+    // huge pages (events/memtable_memory.h).
+    cf.memtable_factory = HugePageMemtable(cf.memtable_factory);
   }
   table.block_cache = rocksdb::NewLRUCache(64 << 20);
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
