@@ -57,8 +57,6 @@ class HugePageArena final : public rocksdb::Allocator {
 
   // Bytes mapped so far: the memtable's memory as RocksDB should count it.
   size_t MappedBytes() const { return mapped_.load(std::memory_order_relaxed); }
-  // Whether chunks are advised for transparent huge pages (else faulted in whole when mapped).
-  bool huge_pages() const { return huge_pages_; }
 
  private:
   struct Mapping {
@@ -69,7 +67,7 @@ class HugePageArena final : public rocksdb::Allocator {
   char* Take(size_t bytes, size_t align);
   char* Map(size_t bytes);
 
-  const bool huge_pages_;
+  const bool huge_pages_;  // chunks advised for huge pages, else faulted in whole when mapped
   std::vector<Mapping> mappings_;
   char* next_ = nullptr;
   size_t left_ = 0;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "events/huge_page_arena.h"
+#include "events/memory.h"
 
 namespace shardledger {
 
@@ -65,12 +66,12 @@ char* HugePageArena::Map(size_t bytes) {
   const uintptr_t tail = aligned + bytes;
   if (start + reserve > tail) munmap(reinterpret_cast<void*>(tail), start + reserve - tail);
   char* chunk = reinterpret_cast<char*>(aligned);
-  // Both calls only speed things up; when the kernel refuses one, the pages fault in one at a
-  // time as any fresh memory does.
+  // Either only speeds things up; when the kernel refuses, the pages fault in one at a time
+  // as any fresh memory does.
   if (huge_pages_) {
     madvise(chunk, bytes, MADV_HUGEPAGE);
   } else {
-    madvise(chunk, bytes, MADV_POPULATE_WRITE);
+    PrefaultForWrite(chunk, bytes, /*min_bytes=*/0);
   }
   mappings_.push_back(Mapping{chunk, bytes});
   mapped_.fetch_add(bytes, std::memory_order_relaxed);

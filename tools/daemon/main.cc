@@ -35,7 +35,7 @@ struct DaemonFlags {
   int tick_ms = 1000;
   int timetosync_s = 300;
   int pub_hwm = 100'000;
-  int queue_poll_us = 100;
+  int queue_poll_us = static_cast<int>(AdaptivePoll::kDefaultLimit.count());
 };
 
 int Run(const DaemonFlags& flags) {
