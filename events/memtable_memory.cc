@@ -28,10 +28,51 @@ bool TransparentHugePagesOn() {
 
 }  // namespace
 
-HugePageArena::HugePageArena() : huge_pages_(TransparentHugePagesOn()) {}
+MappingPool& MappingPool::Process() {
+  // Never destroyed: arenas of logs still open at exit give their mappings back to it.
+  static MappingPool* const pool = new MappingPool(kProcessCapacity);
+  return *pool;
+}
+
+MappingPool::~MappingPool() {
+  for (const Kept& kept : kept_) munmap(kept.at, kept.bytes);
+}
+
+char* MappingPool::Take(size_t bytes) {
+  std::lock_guard lock(mu_);
+  for (auto it = kept_.begin(); it != kept_.end(); ++it) {
+    if (it->bytes != bytes) continue;
+    char* at = it->at;
+    kept_bytes_ -= bytes;
+    *it = kept_.back();
+    kept_.pop_back();
+    return at;
+  }
+  return nullptr;
+}
+
+void MappingPool::Give(char* at, size_t bytes) {
+  {
+    std::lock_guard lock(mu_);
+    if (kept_bytes_ + bytes <= capacity_) {
+      kept_.push_back(Kept{at, bytes});
+      kept_bytes_ += bytes;
+      return;
+    }
+  }
+  munmap(at, bytes);
+}
+
+size_t MappingPool::KeptBytes() const {
+  std::lock_guard lock(mu_);
+  return kept_bytes_;
+}
+
+HugePageArena::HugePageArena(MappingPool& pool)
+    : pool_(pool), huge_pages_(TransparentHugePagesOn()) {}
 
 HugePageArena::~HugePageArena() {
-  for (const Mapping& mapping : mappings_) munmap(mapping.at, mapping.bytes);
+  for (const Mapping& mapping : mappings_) pool_.Give(mapping.at, mapping.bytes);
 }
 
 char* HugePageArena::Take(size_t bytes, size_t align) {
@@ -54,9 +95,17 @@ char* HugePageArena::Take(size_t bytes, size_t align) {
 }
 
 // A mapping of `bytes` (a multiple of kChunkBytes) that starts on a kChunkBytes boundary, so
-// the kernel can back each chunk with one huge page: map a chunk more than asked and unmap
-// the ends.
+// the kernel can back each chunk with one huge page: one the pool kept, or a new one (map a
+// chunk more than asked and unmap the ends).
 char* HugePageArena::Map(size_t bytes) {
+  char* chunk = pool_.Take(bytes);  // already advised (or faulted in) when first mapped
+  if (chunk == nullptr) chunk = MapFresh(bytes);
+  mappings_.push_back(Mapping{chunk, bytes});
+  mapped_.fetch_add(bytes, std::memory_order_relaxed);
+  return chunk;
+}
+
+char* HugePageArena::MapFresh(size_t bytes) const {
   const size_t reserve = bytes + kChunkBytes;
   void* at = mmap(nullptr, reserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (at == MAP_FAILED) throw std::bad_alloc();
@@ -73,8 +122,6 @@ char* HugePageArena::Map(size_t bytes) {
   } else {
     PrefaultForWrite(chunk, bytes, /*min_bytes=*/0);
   }
-  mappings_.push_back(Mapping{chunk, bytes});
-  mapped_.fetch_add(bytes, std::memory_order_relaxed);
   return chunk;
 }
 

@@ -10,6 +10,10 @@
 // set to `never`), each mapping is faulted in whole by one call when it is taken, which costs
 // about half what page-by-page faults do.
 //
+// When a flushed memtable is freed its mappings are kept (`MappingPool::kProcessCapacity`,
+// events/huge_page_arena.h) and the next memtables write in them again: a fresh huge page is
+// zeroed by the kernel on its first write, which was 8% of the writer's time under load.
+//
 // The memtable is otherwise RocksDB's own: the wrapped representation gets our allocator and
 // does everything else itself. The bytes mapped are reported as the memtable's memory usage,
 // so RocksDB flushes at `write_buffer_size` as before. Inserts must be serialised (RocksDB's

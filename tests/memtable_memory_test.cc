@@ -68,6 +68,43 @@ TEST(HugePageArena, LargeRequestGetsAMappingOfItsOwn) {
   EXPECT_EQ(arena.MappedBytes(), HugePageArena::kChunkBytes + (size_t{10} << 20));
 }
 
+// An arena's mappings go back to its pool when it is destroyed, as far as the pool's capacity
+// goes (the rest is unmapped), and the next arena takes them by size instead of mapping anew.
+TEST(HugePageArena, GivesItsMappingsToThePoolAndTheNextArenaTakesThemBySize) {
+  constexpr size_t kChunk = HugePageArena::kChunkBytes;
+  MappingPool pool(3 * kChunk);
+  char* first_chunk = nullptr;
+  char* large = nullptr;
+  {
+    HugePageArena arena(pool);
+    first_chunk = arena.Allocate(100);
+    large = arena.AllocateAligned(2 * kChunk, 0, nullptr);   // a mapping of its own
+    for (int i = 0; i < 4; ++i) arena.Allocate(kChunk / 4);  // fills the first chunk, maps a second
+    EXPECT_EQ(arena.MappedBytes(), 4 * kChunk);
+    std::memset(large, 0x5a, 2 * kChunk);
+    EXPECT_EQ(pool.KeptBytes(), 0u);
+  }
+  // The first chunk and the large mapping fit in three chunks; the second chunk did not.
+  EXPECT_EQ(pool.KeptBytes(), 3 * kChunk);
+
+  HugePageArena next(pool);
+  char* small = next.Allocate(100);
+  EXPECT_EQ(small, first_chunk);
+  EXPECT_EQ(pool.KeptBytes(), 2 * kChunk);
+  char* again = next.AllocateAligned(2 * kChunk - 1, 0, nullptr);  // rounded up to 2 chunks
+  EXPECT_EQ(again, large);
+  EXPECT_EQ(pool.KeptBytes(), 0u);
+  EXPECT_EQ(next.MappedBytes(), 3 * kChunk);
+  // Kept memory is handed out as it was left, and is writable.
+  EXPECT_EQ(static_cast<unsigned char>(again[kChunk]), 0x5au);
+  std::memset(again, 0, 2 * kChunk - 1);
+  // With nothing of the size kept, the arena maps a fresh one.
+  char* fresh = next.AllocateAligned(4 * kChunk, 0, nullptr);
+  EXPECT_TRUE(Aligned(fresh, kChunk));
+  EXPECT_NE(fresh, large);
+  EXPECT_EQ(next.MappedBytes(), 7 * kChunk);
+}
+
 class HugePageMemtableTest : public ::testing::Test {
  protected:
   static rocksdb::DBOptions DbOptions() {
@@ -103,7 +140,8 @@ class HugePageMemtableTest : public ::testing::Test {
 
 // The memtables' memory is the arena's, so RocksDB must count it to flush: 40 MiB written
 // into 4 MiB write buffers leaves SST files and a small memtable, and every row reads back,
-// in order, before and after a reopen.
+// in order, before and after a reopen. The flushed memtables' mappings go to the process's
+// pool and later memtables are written in them again, as it left them.
 TEST_F(HugePageMemtableTest, FlushesAtTheWriteBufferSizeAndKeepsEveryRow) {
   constexpr int kRows = 40'000;
   auto check = [&](rocksdb::DB* db, const std::vector<rocksdb::ColumnFamilyHandle*>& handles) {
@@ -148,6 +186,7 @@ TEST_F(HugePageMemtableTest, FlushesAtTheWriteBufferSizeAndKeepsEveryRow) {
       EXPECT_LE(memtable, uint64_t{8} << 20) << handle->GetName();
     }
     check(db.get(), handles);
+    EXPECT_GT(MappingPool::Process().KeptBytes(), 0u);
     for (auto* handle : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(handle).ok());
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
