@@ -263,7 +263,7 @@ Result<AppendResult> EventLog::Append(AppendBatch batch) {
 
 void EventLog::WriterLoop() {
   std::vector<std::unique_ptr<Pending>> group;
-  for (;;) {
+  for (uint64_t round = 0;; ++round) {
     writer_poll_.Poll();
     {
       std::unique_lock lock(queue_mu_);
@@ -294,8 +294,9 @@ void EventLog::WriterLoop() {
       Advance(*staged, FailedStatus());
     }
     sync_queue_.Push(std::move(staged));
-    writer_cpu_ns_.store(ThreadCpuNs(), std::memory_order_relaxed);
+    if (round % kCpuClockEvery == 0) writer_cpu_ns_.store(ThreadCpuNs(), std::memory_order_relaxed);
   }
+  writer_cpu_ns_.store(ThreadCpuNs(), std::memory_order_relaxed);
   sync_queue_.Close();
 }
 
@@ -614,7 +615,7 @@ std::unique_ptr<EventLog::StagedGroup> EventLog::StageGroup(
 void EventLog::SyncLoop() {
   std::vector<std::unique_ptr<StagedGroup>> groups;
   const bool durable = options_.durability == Durability::kDurable;
-  while (sync_queue_.TakeAll(groups)) {
+  for (uint64_t round = 0; sync_queue_.TakeAll(groups); ++round) {
     if (durable) {
       const Status failed = Sync(groups);
       for (auto& group : groups) Advance(*group, failed);
@@ -623,8 +624,9 @@ void EventLog::SyncLoop() {
     // extra hand-off costs more than the callbacks it takes off this thread).
     Answer(groups);
     Recycle(groups);
-    sync_cpu_ns_.store(ThreadCpuNs(), std::memory_order_relaxed);
+    if (round % kCpuClockEvery == 0) sync_cpu_ns_.store(ThreadCpuNs(), std::memory_order_relaxed);
   }
+  sync_cpu_ns_.store(ThreadCpuNs(), std::memory_order_relaxed);
 }
 
 // A group's batch is allocated by the writer and was freed here, on the sync thread, every
