@@ -567,7 +567,7 @@ PreparedRecord PrepareRecordByCopy(const Record& record, ByteArena& arena) {
 // relative). Building the whole envelope and copying it canonically cost twice as much, on
 // the thread that answers the log's callbacks. The `Codec.Placed*`, `Codec.Prepared*` and
 // `Codec.PreparedRecordsMatch*` tests compare the two ways byte for byte.
-PreparedRecord PrepareRecord(const Record& record, ByteArena& arena) {
+PreparedRecord PrepareRecord(const RecordToPrepare& record, ByteArena& arena) {
   using Slot = EnvelopeLayout::Slot;
   const EnvelopeLayout& layout = Layout();
   std::vector<capnp::word> large_scratch;
@@ -592,7 +592,14 @@ PreparedRecord PrepareRecord(const Record& record, ByteArena& arena) {
   // The tree must start right after its root pointer (offset 0): a zero-sized payload would
   // not, and is left to the reference way.
   if (payload_used < 2 || static_cast<uint32_t>(payload_root) != 0) {
-    return PrepareRecordByCopy(record, arena);
+    Record whole;
+    whole.stream = record.stream;
+    whole.event_id = record.event_id;
+    whole.actor = record.actor;
+    whole.correlation_id = record.correlation_id;
+    whole.causation_id = record.causation_id;
+    whole.payload = record.payload;
+    return PrepareRecordByCopy(whole, arena);
   }
 
   static constexpr Hash256 kZeroHash{};

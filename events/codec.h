@@ -48,9 +48,26 @@ struct PreparedRecord {
   std::string_view view() const { return {bytes.data(), bytes.size()}; }
 };
 
+// The fields of a record that PrepareRecord encodes (all but the position fields), by
+// reference: an append's events are encoded where they lie, without being moved into a
+// Record and back.
+struct RecordToPrepare {
+  std::string_view stream;
+  const Id128& event_id;
+  std::string_view actor;
+  const Id128& correlation_id;
+  const Id128& causation_id;
+  const Event& payload;
+};
+
 // Encodes `record` (its position fields are ignored) ready for placement, its bytes taken
 // from `arena`.
-PreparedRecord PrepareRecord(const Record& record, ByteArena& arena);
+PreparedRecord PrepareRecord(const RecordToPrepare& record, ByteArena& arena);
+inline PreparedRecord PrepareRecord(const Record& record, ByteArena& arena) {
+  return PrepareRecord(RecordToPrepare{record.stream, record.event_id, record.actor,
+                                       record.correlation_id, record.causation_id, record.payload},
+                       arena);
+}
 // The same bytes by the longer way (the whole envelope through Cap'n Proto), which
 // PrepareRecord takes for a payload it does not expect (one of zero size); tests compare both.
 PreparedRecord PrepareRecordByCopy(const Record& record, ByteArena& arena);

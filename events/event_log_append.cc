@@ -214,19 +214,15 @@ void EventLog::AppendAsync(AppendBatch batch, AppendCallback done) {
     RunParts(parts, [&](size_t part) {
       const size_t begin = n * part / parts;
       const size_t end = n * (part + 1) / parts;
-      Record record;
-      record.actor = pending->batch.actor;
-      record.correlation_id = pending->batch.correlation_id;
-      record.causation_id = pending->batch.causation_id;
+      const AppendBatch& batch = pending->batch;
       for (size_t i = begin; i < end; ++i) {
-        NewEvent& event = events[i];
-        record.stream = event.stream;
-        record.event_id = event.event_id;
+        const NewEvent& event = events[i];
         pending->events[i] = {TypeOf(event.payload), JobTypeOf(event.payload),
                               StreamTable::Hash(event.stream)};
-        record.payload = std::move(event.payload);
-        pending->prepared[i] = PrepareRecord(record, pending->arena_of(part));
-        event.payload = std::move(record.payload);
+        pending->prepared[i] =
+            PrepareRecord(RecordToPrepare{event.stream, event.event_id, batch.actor,
+                                          batch.correlation_id, batch.causation_id, event.payload},
+                          pending->arena_of(part));
       }
     });
   }
