@@ -28,6 +28,12 @@ class Allocator {
 
 namespace shardledger {
 
+// An anonymous mapping an arena uses or a pool keeps.
+struct MappedRange {
+  char* at;
+  size_t bytes;
+};
+
 // Mappings that arenas gave back, kept whole for the next arenas instead of unmapped. A
 // memtable's memory is released when it has been flushed, and the next memtables fill the
 // same amount again: kept, it is written again without a fault, where a fresh mapping has the
@@ -54,13 +60,9 @@ class MappingPool {
   size_t KeptBytes() const;
 
  private:
-  struct Kept {
-    char* at;
-    size_t bytes;
-  };
   const size_t capacity_;
   mutable std::mutex mu_;
-  std::vector<Kept> kept_;
+  std::vector<MappedRange> kept_;
   size_t kept_bytes_ = 0;
 };
 
@@ -97,18 +99,13 @@ class HugePageArena final : public rocksdb::Allocator {
   size_t MappedBytes() const { return mapped_.load(std::memory_order_relaxed); }
 
  private:
-  struct Mapping {
-    char* at;
-    size_t bytes;
-  };
-
   char* Take(size_t bytes, size_t align);
   char* Map(size_t bytes);
   char* MapFresh(size_t bytes) const;
 
   MappingPool& pool_;
   const bool huge_pages_;  // chunks advised for huge pages, else faulted in whole when mapped
-  std::vector<Mapping> mappings_;
+  std::vector<MappedRange> mappings_;
   char* next_ = nullptr;
   size_t left_ = 0;
   std::atomic<size_t> mapped_{0};

@@ -35,7 +35,7 @@ MappingPool& MappingPool::Process() {
 }
 
 MappingPool::~MappingPool() {
-  for (const Kept& kept : kept_) munmap(kept.at, kept.bytes);
+  for (const MappedRange& kept : kept_) munmap(kept.at, kept.bytes);
 }
 
 char* MappingPool::Take(size_t bytes) {
@@ -55,7 +55,7 @@ void MappingPool::Give(char* at, size_t bytes) {
   {
     std::lock_guard lock(mu_);
     if (kept_bytes_ + bytes <= capacity_) {
-      kept_.push_back(Kept{at, bytes});
+      kept_.push_back(MappedRange{at, bytes});
       kept_bytes_ += bytes;
       return;
     }
@@ -72,7 +72,7 @@ HugePageArena::HugePageArena(MappingPool& pool)
     : pool_(pool), huge_pages_(TransparentHugePagesOn()) {}
 
 HugePageArena::~HugePageArena() {
-  for (const Mapping& mapping : mappings_) pool_.Give(mapping.at, mapping.bytes);
+  for (const MappedRange& mapping : mappings_) pool_.Give(mapping.at, mapping.bytes);
 }
 
 char* HugePageArena::Take(size_t bytes, size_t align) {
@@ -100,7 +100,7 @@ char* HugePageArena::Take(size_t bytes, size_t align) {
 char* HugePageArena::Map(size_t bytes) {
   char* chunk = pool_.Take(bytes);  // already advised (or faulted in) when first mapped
   if (chunk == nullptr) chunk = MapFresh(bytes);
-  mappings_.push_back(Mapping{chunk, bytes});
+  mappings_.push_back(MappedRange{chunk, bytes});
   mapped_.fetch_add(bytes, std::memory_order_relaxed);
   return chunk;
 }
