@@ -47,7 +47,7 @@ class StreamOfKey : public rocksdb::SliceTransform {
   bool InDomain(const rocksdb::Slice& key) const override { return key.size() > 9; }
 };
 
-// The memtables of `ids` and `streams` are hashed (by id prefix, by stream): most buckets
+// The memtables of `ids` and `streams` are hashed (by id, by stream): most buckets
 // hold one key or a few (an id, a workflow's few rows), a few hold many (the routing stream,
 // a busy job stream). A linked list per bucket suits the first — a bucket costs one node —
 // and a bucket past kBucketSkipListThreshold keys turns into a skiplist (RocksDB's, of height
@@ -82,9 +82,12 @@ rocksdb::ColumnFamilyOptions CfOptions(std::string_view name) {
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   }
   if (name == kIdsCf) {
-    // Event ids are random and only ever looked up whole: a hash of skiplist buckets inserts
-    // them without walking one large skiplist.
-    cf.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(8));
+    // Event ids are only ever looked up whole: a hashed memtable inserts them without walking
+    // one large skiplist. The hash takes the whole id (16 bytes, every key of the family), not
+    // its first 8 bytes as until 2026-12-07: ids that share their leading bytes (a client's
+    // counter-based ids, UUIDv7s or ULIDs of one instant) piled into one bucket, whose
+    // skiplist every insert then searched twice (docs/event-log.md, "RocksDB settings").
+    cf.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(16));
     cf.memtable_factory.reset(HashedMemtable());
   }
   if (name == kStreamsCf) {

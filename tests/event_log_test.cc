@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/slice_transform.h>
+#include <rocksdb/table.h>
+#include <rocksdb/table_properties.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -127,6 +131,109 @@ TEST(EventLog, RepeatedEventIdReturnsTheOriginalSeqAndWritesNothing) {
   EXPECT_EQ(after_restart->seqs, (std::vector<uint64_t>{2, 3}));
   EXPECT_EQ(log->Head().seq, 3u);
   EXPECT_EQ(log->ReadRange(1, 100).value().size(), 3u);
+}
+
+// Ids that share their first 8 bytes (a client's counter-based ids, UUIDv7s or ULIDs minted in
+// the same instant) are each recognised, in the memtable, in SST files and after a reopen;
+// the id index hashes the whole id, so they do not pile into one memtable bucket.
+TEST(EventLog, IdsSharingTheirLeadingBytesAreEachRecognised) {
+  TempDir dir;
+  auto batch_of = [](int from, int count) {
+    AppendBatch batch;
+    for (int i = from; i < from + count; ++i) {
+      NewEvent event = Assigned("wf/shared", "shared", 1);
+      event.event_id.fill(0x5a);
+      event.event_id[15] = static_cast<uint8_t>(i);
+      event.event_id[14] = static_cast<uint8_t>(i >> 8);
+      batch.events.push_back(std::move(event));
+    }
+    return batch;
+  };
+  auto expect_replayed = [&](EventLog& log, int from, int count) {
+    for (int i = from; i < from + count; ++i) {
+      auto again = log.Append(batch_of(i, 1));
+      ASSERT_OK(again);
+      EXPECT_TRUE(again->replayed) << i;
+      EXPECT_EQ(again->seqs, std::vector<uint64_t>{static_cast<uint64_t>(i + 1)}) << i;
+    }
+  };
+  {
+    auto log = OpenLog(dir.path());
+    rocksdb::ColumnFamilyHandle* ids = log->ColumnFamily("ids");
+    const rocksdb::Options options = log->db()->GetOptions(ids);
+    ASSERT_NE(options.prefix_extractor, nullptr);
+    const Id128 id = batch_of(7, 1).events[0].event_id;
+    const rocksdb::Slice key(reinterpret_cast<const char*>(id.data()), id.size());
+    EXPECT_EQ(options.prefix_extractor->Transform(key).ToString(), key.ToString());
+
+    ASSERT_OK(log->Append(batch_of(0, 300)));  // seqs 1..300
+    expect_replayed(*log, 0, 300);
+    ASSERT_OK(log->SettleStorage());  // the id rows in SST files
+    ASSERT_OK(log->Append(batch_of(300, 100)));  // seqs 301..400, in the memtable
+    expect_replayed(*log, 0, 400);
+    EXPECT_EQ(log->Head().seq, 400u);
+  }
+  auto log = OpenLog(dir.path());
+  expect_replayed(*log, 0, 400);
+  EXPECT_EQ(log->Head().seq, 400u);
+}
+
+// The id index hashed the first 8 bytes of an id until 2026-12-07. SST files whose filters
+// were built that way still answer for their ids: RocksDB leaves a prefix filter built by
+// another prefix extractor unused, and the whole-key filter answers.
+TEST(EventLog, IdsInFilesIndexedByTheEarlierEightBytePrefixAreStillRecognised) {
+  TempDir dir;
+  AppendBatch batch;
+  for (int i = 0; i < 50; ++i) batch.events.push_back(Assigned("wf/old", "old", 1));
+  {
+    auto log = OpenLog(dir.path());
+    ASSERT_OK(log->Append(batch));
+  }
+  {
+    // Rewrite the id rows into an SST file the way the earlier build configured the family.
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir.path(), &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const std::string& name : names) {
+      rocksdb::ColumnFamilyOptions cf;
+      if (name == "ids") {
+        rocksdb::BlockBasedTableOptions table;
+        table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+        cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+        cf.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(8));
+      }
+      families.emplace_back(name, cf);
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir.path(), families, &handles, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    rocksdb::ColumnFamilyHandle* ids = nullptr;
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (names[i] == "ids") ids = handles[i];
+    }
+    ASSERT_NE(ids, nullptr);
+    rocksdb::CompactRangeOptions compact;
+    compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+    ASSERT_TRUE(db->CompactRange(compact, ids, nullptr, nullptr).ok());
+    rocksdb::TablePropertiesCollection tables;
+    ASSERT_TRUE(db->GetPropertiesOfAllTables(ids, &tables).ok());
+    ASSERT_FALSE(tables.empty());
+    for (const auto& [file, properties] : tables) {
+      EXPECT_EQ(properties->prefix_extractor_name, "rocksdb.FixedPrefix.8") << file;
+    }
+    for (rocksdb::ColumnFamilyHandle* handle : handles) {
+      ASSERT_TRUE(db->DestroyColumnFamilyHandle(handle).ok());
+    }
+  }
+  auto log = OpenLog(dir.path());
+  auto again = log->Append(batch);
+  ASSERT_OK(again);
+  EXPECT_TRUE(again->replayed);
+  ASSERT_EQ(again->seqs.size(), 50u);
+  EXPECT_EQ(again->seqs.front(), 1u);
+  EXPECT_EQ(again->seqs.back(), 50u);
+  EXPECT_EQ(log->Head().seq, 50u);
 }
 
 TEST(EventLog, RepeatInTheSameGroupIsRecognised) {
