@@ -168,7 +168,7 @@ TEST(EventLog, IdsSharingTheirLeadingBytesAreEachRecognised) {
 
     ASSERT_OK(log->Append(batch_of(0, 300)));  // seqs 1..300
     expect_replayed(*log, 0, 300);
-    ASSERT_OK(log->SettleStorage());  // the id rows in SST files
+    ASSERT_OK(log->SettleStorage());             // the id rows in SST files
     ASSERT_OK(log->Append(batch_of(300, 100)));  // seqs 301..400, in the memtable
     expect_replayed(*log, 0, 400);
     EXPECT_EQ(log->Head().seq, 400u);
