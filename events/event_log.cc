@@ -18,6 +18,7 @@
 #include "events/codec.h"
 #include "events/keys.h"
 #include "events/memtable_memory.h"
+#include "events/prefix_bucket_memtable.h"
 
 namespace shardledger {
 
@@ -30,13 +31,15 @@ constexpr char kMetaCf[] = "meta";
 constexpr char kHeadKey[] = "head";
 
 // A `streams` key without its last byte: a stream's version rows go to one memtable bucket per
-// 256 versions. Inserting a
-// version row walks its bucket's skiplist twice (to place it, and once more for Debian's
-// librocksdb, which is built with assertions on and checks `!Contains(key)`); with one bucket
-// per stream, a busy stream's skiplist grew to hundreds of thousands of rows and that second
-// walk, from the top through nodes long out of cache, was a fifth of the writer's time. A
-// bucket of 256 rows stays a few levels high and in cache. Reads of a stream seek once per
-// bucket (ReadStream). (Until 2026-12 the prefix was the whole stream: ".2"; the name changed
+// 256 versions. On RocksDB's hash-linklist memtable (until 2026-12-07) inserting a version
+// row walked its bucket's skiplist twice (to place it, and once more for Debian's librocksdb,
+// which is built with assertions on and checks `!Contains(key)`); with one bucket per stream,
+// a busy stream's skiplist grew to hundreds of thousands of rows and that second walk, from
+// the top through nodes long out of cache, was a fifth of the writer's time. A bucket of 256
+// rows stays a few levels high and in cache. Our own memtable (PrefixBucketMemtable) links a
+// stream's next version at its bucket's tail without a walk; a bucket of 256 rows keeps the
+// rest (an insert out of order, a read's seek) short. Reads of a stream seek once per bucket
+// (ReadStream). (Until 2026-12 the prefix was the whole stream: ".2"; the name changed
 // with it, so RocksDB ignores prefix filters built by the old one.)
 class StreamOfKey : public rocksdb::SliceTransform {
  public:
@@ -47,18 +50,18 @@ class StreamOfKey : public rocksdb::SliceTransform {
   bool InDomain(const rocksdb::Slice& key) const override { return key.size() > 9; }
 };
 
-// The memtables of `ids` and `streams` are hashed (by id, by stream): most buckets
-// hold one key or a few (an id, a workflow's few rows), a few hold many (the routing stream,
-// a busy job stream). A linked list per bucket suits the first — a bucket costs one node —
-// and a bucket past kBucketSkipListThreshold keys turns into a skiplist (RocksDB's, of height
-// 12), which keeps a bucket of millions logarithmic. Skiplist buckets for all (the hash
-// skiplist rep) paid a skiplist head per new id or stream: a 200,000-event append spent a
-// fifth of its memtable time creating them. No bucket statistics go to the info log.
-// The threshold is low because a linked-list insert walks the whole list, and Debian's
-// librocksdb is built with assertions on, so each insert also walks it for `!Contains(key)`:
-// at 256, a busy stream's first 256 rows cost ~3 × 128 key comparisons each, and the
-// writer spent a third of its time there (perf, `shardledger-bench --only buffered_append
-// append`). Workflows and jobs have fewer rows than 16, so their buckets stay lists.
+// The `ids` memtable is hashed by id: a bucket holds one id, seldom more. RocksDB's
+// hash-linklist keeps a bucket as a linked list, which suits that (a bucket costs one node),
+// and turns a bucket past kBucketSkipListThreshold keys into a skiplist (of height 12), which
+// keeps a bucket of many keys logarithmic. Skiplist buckets for all (the hash skiplist rep)
+// paid a skiplist head per new id: a 200,000-event append spent a fifth of its memtable time
+// creating them. No bucket statistics go to the info log. The threshold is low because a
+// linked-list insert walks the whole list, and Debian's librocksdb is built with assertions
+// on, so each insert also walks it for `!Contains(key)`: at 256, a busy stream's first 256
+// rows cost ~3 × 128 key comparisons each (when `streams` was on this representation too),
+// and the writer spent a third of its time there (perf, `shardledger-bench --only
+// buffered_append append`). The `streams` memtable is our own (PrefixBucketMemtable, since
+// 2026-12-07): a stream's next version is linked at its bucket's tail without a search.
 constexpr uint32_t kBucketSkipListThreshold = 16;
 
 rocksdb::MemTableRepFactory* HashedMemtable() {
@@ -91,10 +94,11 @@ rocksdb::ColumnFamilyOptions CfOptions(std::string_view name) {
     cf.memtable_factory.reset(HashedMemtable());
   }
   if (name == kStreamsCf) {
-    // Keys of new streams are as random as their names: hash the memtable by stream, so a
-    // stream's rows share a bucket and reads within one stream stay ordered.
+    // Keys of new streams are as random as their names: hash the memtable by stream (256
+    // versions a bucket), so a stream's rows share a bucket and reads within one stream stay
+    // ordered. Its next version goes at its bucket's tail (events/prefix_bucket_memtable.h).
     cf.prefix_extractor = std::make_shared<StreamOfKey>();
-    cf.memtable_factory.reset(HashedMemtable());
+    cf.memtable_factory = PrefixBucketMemtable(size_t{1} << 20);
   }
   if (name == kLogCf || name == kIdsCf || name == kStreamsCf) {
     // Every append writes a row to each of these three: their memtables take their memory in

@@ -1,0 +1,378 @@
+#include "events/prefix_bucket_memtable.h"
+
+#include <rocksdb/slice.h>
+#include <rocksdb/slice_transform.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <new>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "events/huge_page_arena.h"  // rocksdb::Allocator's declaration
+
+namespace shardledger {
+
+namespace {
+
+// Levels of a bucket's skiplist, one in four nodes rising a level: a bucket stays logarithmic
+// to ~65,000 keys. A stream puts at most 256 versions in one prefix (StreamOfKey); more lands
+// in a bucket only when prefixes collide.
+constexpr int kMaxHeight = 8;
+
+// A key in the memtable: its links at each of its levels, then the key RocksDB encoded (a
+// length-prefixed internal key). Allocated by Allocate, linked by Insert.
+class Node {
+ public:
+  static size_t Bytes(int height, size_t key_bytes) {
+    return sizeof(Node) + static_cast<size_t>(height) * sizeof(std::atomic<Node*>) + key_bytes;
+  }
+  static Node* Make(char* memory, int height) {
+    auto* node = new (memory) Node(height);
+    for (int i = 0; i < height; ++i) new (&node->links()[i]) std::atomic<Node*>(nullptr);
+    return node;
+  }
+
+  int height() const { return static_cast<int>(height_); }
+  char* key() { return reinterpret_cast<char*>(links() + height_); }
+  const char* key() const { return reinterpret_cast<const char*>(links() + height_); }
+  Node* Next(int level) const { return links()[level].load(std::memory_order_acquire); }
+  void SetNext(int level, Node* node) { links()[level].store(node, std::memory_order_release); }
+  // Before the node is linked anywhere: the link that publishes it orders this.
+  void InitNext(int level, Node* node) { links()[level].store(node, std::memory_order_relaxed); }
+
+ private:
+  explicit Node(int height) : height_(static_cast<uint64_t>(height)) {}
+  std::atomic<Node*>* links() { return reinterpret_cast<std::atomic<Node*>*>(this + 1); }
+  const std::atomic<Node*>* links() const {
+    return reinterpret_cast<const std::atomic<Node*>*>(this + 1);
+  }
+
+  uint64_t height_;  // 8 bytes, so the links after it are aligned
+};
+static_assert(sizeof(Node) == 8 && alignof(Node) == 8);
+
+// A slot's keys once it has more than one.
+struct Bucket {
+  std::atomic<Node*> head[kMaxHeight];
+  Node* tail[kMaxHeight];  // the last node at each level (null: none); the writer's alone
+  std::atomic<int> height;
+};
+
+// A slot holds nothing, one node (its address with the low bit set) or a bucket.
+using Slot = std::atomic<uintptr_t>;
+constexpr uintptr_t kOneNode = 1;
+
+// What a search compares against: a length-prefixed key, or else an internal key.
+struct Target {
+  const char* memtable_key;
+  rocksdb::Slice internal_key;
+};
+
+class PrefixBucketRep final : public rocksdb::MemTableRep {
+ public:
+  PrefixBucketRep(const KeyComparator& compare, rocksdb::Allocator* allocator,
+                  const rocksdb::SliceTransform* transform, size_t slots)
+      : MemTableRep(allocator), compare_(compare), transform_(transform), slot_count_(slots) {
+    // The allocator may hand out memory as an earlier memtable left it (events/huge_page_arena.h).
+    char* memory = allocator->AllocateAligned(sizeof(Slot) * slot_count_);
+    slots_ = reinterpret_cast<Slot*>(memory);
+    for (size_t i = 0; i < slot_count_; ++i) new (&slots_[i]) Slot(0);
+  }
+
+  rocksdb::KeyHandle Allocate(const size_t len, char** buf) override {
+    const int height = RandomHeight();
+    Node* node = Node::Make(allocator_->AllocateAligned(Node::Bytes(height, len)), height);
+    *buf = node->key();
+    return node;
+  }
+
+  void Insert(rocksdb::KeyHandle handle) override {
+    Node* node = static_cast<Node*>(handle);
+    Slot& slot = SlotOf(UserKey(node->key()));
+    const uintptr_t held = slot.load(std::memory_order_relaxed);
+    if (held == 0) {
+      slot.store(reinterpret_cast<uintptr_t>(node) | kOneNode, std::memory_order_release);
+      return;
+    }
+    Bucket* bucket = nullptr;
+    if ((held & kOneNode) != 0) {
+      // The second key: the slot's node becomes the first of a bucket, published complete.
+      Node* only = reinterpret_cast<Node*>(held & ~kOneNode);
+      bucket = new (allocator_->AllocateAligned(sizeof(Bucket))) Bucket;
+      for (int i = 0; i < kMaxHeight; ++i) {
+        const bool in = i < only->height();
+        bucket->head[i].store(in ? only : nullptr, std::memory_order_relaxed);
+        bucket->tail[i] = in ? only : nullptr;
+      }
+      bucket->height.store(only->height(), std::memory_order_relaxed);
+      slot.store(reinterpret_cast<uintptr_t>(bucket), std::memory_order_release);
+    } else {
+      bucket = reinterpret_cast<Bucket*>(held);
+    }
+    InsertInto(*bucket, node);
+  }
+
+  bool Contains(const char* key) const override {
+    Node* found = FirstAtOrAfter(SlotOf(UserKey(key)), Target{key, {}});
+    return found != nullptr && compare_(found->key(), key) == 0;
+  }
+
+  size_t ApproximateMemoryUsage() override { return 0; }  // all of it is in the allocator
+
+  // Get is MemTableRep's: a prefix iterator sought to the key.
+  Iterator* GetDynamicPrefixIterator(rocksdb::Arena* arena) override {
+    return Place<PrefixIterator>(arena, *this);
+  }
+  Iterator* GetIterator(rocksdb::Arena* arena) override {
+    return Place<SortedIterator>(arena, *this);
+  }
+
+ private:
+  class PrefixIterator;
+  class SortedIterator;
+
+  // RocksDB hands iterators an `Arena`, an `Allocator` (its first and only base), and then
+  // destroys them in place without freeing; without one they are deleted.
+  template <typename It>
+  static Iterator* Place(rocksdb::Arena* arena, const PrefixBucketRep& rep) {
+    if (arena == nullptr) return new It(rep);
+    auto* allocator = reinterpret_cast<rocksdb::Allocator*>(arena);
+    return new (allocator->AllocateAligned(sizeof(It))) It(rep);
+  }
+
+  int RandomHeight() {
+    int height = 1;
+    while (height < kMaxHeight) {
+      random_ ^= random_ << 13;
+      random_ ^= random_ >> 7;
+      random_ ^= random_ << 17;
+      if ((random_ & 3) != 0) break;
+      ++height;
+    }
+    return height;
+  }
+
+  Slot& SlotOf(const rocksdb::Slice& user_key) const {
+    const rocksdb::Slice prefix = transform_ != nullptr && transform_->InDomain(user_key)
+                                      ? transform_->Transform(user_key)
+                                      : user_key;
+    const size_t hash =
+        std::hash<std::string_view>{}(std::string_view(prefix.data(), prefix.size()));
+    return slots_[hash % slot_count_];
+  }
+
+  int Compare(const Node* node, const Target& target) const {
+    return target.memtable_key != nullptr ? compare_(node->key(), target.memtable_key)
+                                          : compare_(node->key(), target.internal_key);
+  }
+
+  static Node* Head(const Bucket& bucket, int level) {
+    return bucket.head[level].load(std::memory_order_acquire);
+  }
+
+  // The last node of `bucket` for which `before(node)` holds (null: none), with the last
+  // such node at each level in `prev` when given. `before` must hold for a prefix of the
+  // bucket's order.
+  template <typename Before>
+  static Node* LastWhere(const Bucket& bucket, Before before, Node** prev = nullptr) {
+    Node* at = nullptr;  // null: before the first node
+    for (int level = bucket.height.load(std::memory_order_acquire) - 1; level >= 0;) {
+      Node* next = at != nullptr ? at->Next(level) : Head(bucket, level);
+      if (next != nullptr && before(next)) {
+        at = next;
+      } else {
+        if (prev != nullptr) prev[level] = at;
+        --level;
+      }
+    }
+    return at;
+  }
+
+  static Node* After(const Bucket& bucket, Node* at) {
+    return at != nullptr ? at->Next(0) : Head(bucket, 0);
+  }
+
+  // The slot's first key at or after `target` (`all`: its first key).
+  Node* FirstAtOrAfter(const Slot& slot, const Target& target, bool all = false) const {
+    const uintptr_t held = slot.load(std::memory_order_acquire);
+    if (held == 0) return nullptr;
+    if ((held & kOneNode) != 0) {
+      Node* only = reinterpret_cast<Node*>(held & ~kOneNode);
+      return all || Compare(only, target) >= 0 ? only : nullptr;
+    }
+    const Bucket& bucket = *reinterpret_cast<const Bucket*>(held);
+    if (all) return Head(bucket, 0);
+    return After(bucket, LastWhere(bucket, [&](Node* n) { return Compare(n, target) < 0; }));
+  }
+
+  // The slot's last key at or before `target` (`all`: its last key).
+  Node* LastAtOrBefore(const Slot& slot, const Target& target, bool all = false) const {
+    const uintptr_t held = slot.load(std::memory_order_acquire);
+    if (held == 0) return nullptr;
+    if ((held & kOneNode) != 0) {
+      Node* only = reinterpret_cast<Node*>(held & ~kOneNode);
+      return all || Compare(only, target) <= 0 ? only : nullptr;
+    }
+    const Bucket& bucket = *reinterpret_cast<const Bucket*>(held);
+    return LastWhere(bucket, [&](Node* n) { return all || Compare(n, target) <= 0; });
+  }
+
+  Node* Before(const Slot& slot, const Node* node) const {
+    const uintptr_t held = slot.load(std::memory_order_acquire);
+    if (held == 0 || (held & kOneNode) != 0) return nullptr;  // a lone node has none before it
+    const Bucket& bucket = *reinterpret_cast<const Bucket*>(held);
+    return LastWhere(bucket, [&](Node* n) { return compare_(n->key(), node->key()) < 0; });
+  }
+
+  void InsertInto(Bucket& bucket, Node* node) {
+    const int height = node->height();
+    const int bucket_height = bucket.height.load(std::memory_order_relaxed);
+    Node* prev[kMaxHeight] = {};
+    Node* last = bucket.tail[0];
+    if (last != nullptr && compare_(last->key(), node->key()) < 0) {
+      // After every key of the bucket: at each of its levels it follows that level's last.
+      for (int i = 0; i < height; ++i) prev[i] = bucket.tail[i];
+    } else {
+      LastWhere(
+          bucket, [&](Node* n) { return compare_(n->key(), node->key()) < 0; }, prev);
+    }
+    for (int i = 0; i < height; ++i) {
+      node->InitNext(i, prev[i] != nullptr ? prev[i]->Next(i) : Head(bucket, i));
+    }
+    for (int i = 0; i < height; ++i) {
+      if (prev[i] != nullptr) {
+        prev[i]->SetNext(i, node);
+      } else {
+        bucket.head[i].store(node, std::memory_order_release);
+      }
+      if (node->Next(i) == nullptr) bucket.tail[i] = node;
+    }
+    if (height > bucket_height) bucket.height.store(height, std::memory_order_release);
+  }
+
+  const KeyComparator& compare_;
+  const rocksdb::SliceTransform* const transform_;
+  const size_t slot_count_;
+  Slot* slots_ = nullptr;
+  uint64_t random_ = 0x2545f4914f6cdd1dULL;  // the writer's alone, as Allocate is
+};
+
+class PrefixBucketRep::PrefixIterator final : public Iterator {
+ public:
+  explicit PrefixIterator(const PrefixBucketRep& rep) : rep_(rep) {}
+
+  bool Valid() const override { return node_ != nullptr; }
+  const char* key() const override { return node_->key(); }
+  void Next() override { node_ = node_->Next(0); }
+  void Prev() override { node_ = rep_.Before(*slot_, node_); }
+  void Seek(const rocksdb::Slice& internal_key, const char* memtable_key) override {
+    slot_ = &SlotFor(internal_key);
+    node_ = rep_.FirstAtOrAfter(*slot_, Target{memtable_key, internal_key});
+  }
+  void SeekForPrev(const rocksdb::Slice& internal_key, const char* memtable_key) override {
+    slot_ = &SlotFor(internal_key);
+    node_ = rep_.LastAtOrBefore(*slot_, Target{memtable_key, internal_key});
+  }
+  // A prefix iterator has no order across slots: these go to the first or last key of the
+  // slot the last Seek chose (RocksDB's memtable iterator seeks, then goes to the last key
+  // when the seek ran past the end, to answer SeekForPrev), and leave it invalid before any.
+  void SeekToFirst() override {
+    node_ =
+        slot_ != nullptr ? rep_.FirstAtOrAfter(*slot_, Target{nullptr, {}}, /*all=*/true) : nullptr;
+  }
+  void SeekToLast() override {
+    node_ =
+        slot_ != nullptr ? rep_.LastAtOrBefore(*slot_, Target{nullptr, {}}, /*all=*/true) : nullptr;
+  }
+
+ private:
+  const Slot& SlotFor(const rocksdb::Slice& internal_key) const {
+    return rep_.SlotOf(rocksdb::Slice(internal_key.data(), internal_key.size() - 8));
+  }
+
+  const PrefixBucketRep& rep_;
+  const Slot* slot_ = nullptr;
+  Node* node_ = nullptr;
+};
+
+// Every key the memtable held when it was created, sorted.
+class PrefixBucketRep::SortedIterator final : public Iterator {
+ public:
+  explicit SortedIterator(const PrefixBucketRep& rep) : compare_(rep.compare_) {
+    for (size_t i = 0; i < rep.slot_count_; ++i) {
+      const uintptr_t held = rep.slots_[i].load(std::memory_order_acquire);
+      if (held == 0) continue;
+      if ((held & kOneNode) != 0) {
+        keys_.push_back(reinterpret_cast<const Node*>(held & ~kOneNode)->key());
+        continue;
+      }
+      const Bucket& bucket = *reinterpret_cast<const Bucket*>(held);
+      for (const Node* n = Head(bucket, 0); n != nullptr; n = n->Next(0)) keys_.push_back(n->key());
+    }
+    std::sort(keys_.begin(), keys_.end(),
+              [&](const char* a, const char* b) { return compare_(a, b) < 0; });
+    at_ = keys_.size();
+  }
+
+  bool Valid() const override { return at_ < keys_.size(); }
+  const char* key() const override { return keys_[at_]; }
+  void Next() override { ++at_; }
+  void Prev() override { at_ = at_ == 0 ? keys_.size() : at_ - 1; }
+  void Seek(const rocksdb::Slice& internal_key, const char* memtable_key) override {
+    at_ = static_cast<size_t>(
+        std::partition_point(keys_.begin(), keys_.end(),
+                             [&](const char* k) { return Less(k, internal_key, memtable_key); }) -
+        keys_.begin());
+  }
+  void SeekForPrev(const rocksdb::Slice& internal_key, const char* memtable_key) override {
+    const size_t after = static_cast<size_t>(
+        std::partition_point(
+            keys_.begin(), keys_.end(),
+            [&](const char* k) { return Compare(k, internal_key, memtable_key) <= 0; }) -
+        keys_.begin());
+    at_ = after == 0 ? keys_.size() : after - 1;
+  }
+  void SeekToFirst() override { at_ = 0; }
+  void SeekToLast() override { at_ = keys_.empty() ? 0 : keys_.size() - 1; }
+
+ private:
+  int Compare(const char* k, const rocksdb::Slice& internal_key, const char* memtable_key) const {
+    return memtable_key != nullptr ? compare_(k, memtable_key) : compare_(k, internal_key);
+  }
+  bool Less(const char* k, const rocksdb::Slice& ik, const char* mk) const {
+    return Compare(k, ik, mk) < 0;
+  }
+
+  const KeyComparator& compare_;
+  std::vector<const char*> keys_;
+  size_t at_ = 0;
+};
+
+class PrefixBucketFactory final : public rocksdb::MemTableRepFactory {
+ public:
+  explicit PrefixBucketFactory(size_t slots) : slots_(slots) {}
+
+  rocksdb::MemTableRep* CreateMemTableRep(const rocksdb::MemTableRep::KeyComparator& compare,
+                                          rocksdb::Allocator* allocator,
+                                          const rocksdb::SliceTransform* transform,
+                                          rocksdb::Logger* /*logger*/) override {
+    return new PrefixBucketRep(compare, allocator, transform, slots_);
+  }
+  const char* Name() const override { return "shardledger.PrefixBuckets"; }
+  bool IsInsertConcurrentlySupported() const override { return false; }
+
+ private:
+  const size_t slots_;
+};
+
+}  // namespace
+
+std::shared_ptr<rocksdb::MemTableRepFactory> PrefixBucketMemtable(size_t slots) {
+  return std::make_shared<PrefixBucketFactory>(std::max<size_t>(slots, 1));
+}
+
+}  // namespace shardledger
