@@ -14,10 +14,11 @@
 // events/huge_page_arena.h) and the next memtables write in them again: a fresh huge page is
 // zeroed by the kernel on its first write, which was 8% of the writer's time under load.
 //
-// The memtable is otherwise RocksDB's own: the wrapped representation gets our allocator and
-// does everything else itself. The bytes mapped are reported as the memtable's memory usage,
-// so RocksDB flushes at `write_buffer_size` as before. Inserts must be serialised (RocksDB's
-// `allow_concurrent_memtable_write = false`, which the log sets); reads may run beside them.
+// The memtable is otherwise the wrapped representation's (RocksDB's, or PrefixBucketMemtable):
+// it gets our allocator and does everything else itself. The bytes mapped are reported as the
+// memtable's memory usage, so RocksDB flushes at `write_buffer_size` as before. Inserts must be
+// serialised (RocksDB's `allow_concurrent_memtable_write = false`, which the log sets); reads
+// may run beside them.
 #pragma once
 
 #include <rocksdb/memtablerep.h>

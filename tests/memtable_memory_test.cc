@@ -116,7 +116,7 @@ class HugePageMemtableTest : public ::testing::Test {
   }
 
   // `default`: a skiplist memtable (the log's); `hashed`: a hash-linklist memtable keyed on
-  // the first 4 bytes (as `ids` and `streams` are). Both in huge pages, 4 MiB write buffers.
+  // the first 4 bytes (as `ids` is). Both in huge pages, 4 MiB write buffers.
   static std::vector<rocksdb::ColumnFamilyDescriptor> Families() {
     rocksdb::ColumnFamilyOptions plain;
     plain.write_buffer_size = 4 << 20;
