@@ -1059,6 +1059,73 @@ TEST(EventLog, HookAddedLateCatchesUpToTheHead) {
   log->RemoveHook(&counter);
 }
 
+// A durable log's sync thread hands the callbacks of a synced group to the writer once the
+// writer has written a group for the next fsync, and goes on to that fsync; a lone caller is
+// answered by the sync thread itself. Either way the callbacks run one at a time and in seq
+// order, and the drains of AddHook, RemoveHook and SetCommitObserver finish under that load
+// (the writer answers what was handed to it while a drain holds the lock it stages under).
+TEST(EventLog, DurableCallbacksRunOneAtATimeInOrderOnWhicheverThreadAnswers) {
+  TempDir dir;
+  constexpr int kClients = 32;
+  std::atomic<bool> in_callback{false};
+  std::atomic<int> overlaps{0}, out_of_order{0}, errors{0};
+  std::mutex mu;
+  uint64_t last_seq = 1;
+  std::set<std::thread::id> answering_threads;
+  std::atomic<bool> stop{false};
+  std::atomic<int> running{kClients};
+  std::function<void(int)> issue;  // outlives the log, which may run callbacks as it closes
+  auto log = OpenLog(dir.path(), WithCountCf());
+  ASSERT_OK(log->Append(OneEvent("alone")));
+  const LogStats alone = log->Stats();
+  EXPECT_EQ(alone.groups_answered_by_sync_thread, 1u);
+  EXPECT_EQ(alone.groups_answered_by_writer, 0u);
+
+  issue = [&](int c) {
+    log->AppendAsync(OneEvent("client/" + std::to_string(c)), [&, c](Result<AppendResult> r) {
+      if (in_callback.exchange(true)) overlaps.fetch_add(1);
+      {
+        std::lock_guard lock(mu);
+        if (!r.ok()) {
+          errors.fetch_add(1);
+        } else {
+          if (r->first_seq <= last_seq) out_of_order.fetch_add(1);
+          last_seq = r->first_seq;
+        }
+        answering_threads.insert(std::this_thread::get_id());
+      }
+      in_callback.store(false);
+      if (r.ok() && !stop.load()) return issue(c);
+      running.fetch_sub(1);
+    });
+  };
+  for (int c = 0; c < kClients; ++c) issue(c);
+  CountingProjection counter(*log);
+  std::atomic<uint64_t> observed{0};
+  for (int round = 0; round < 3; ++round) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));
+    ASSERT_OK(log->AddHook(&counter, counter.applied()));
+    log->SetCommitObserver(
+        [&](std::vector<CommittedRecord>&& records) { observed.fetch_add(records.size()); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));
+    log->RemoveHook(&counter);
+    log->SetCommitObserver(nullptr);
+  }
+  stop = true;
+  ASSERT_TRUE(testing::WaitFor([&] { return running.load() == 0; }));
+  EXPECT_EQ(overlaps.load(), 0);
+  EXPECT_EQ(out_of_order.load(), 0);
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_GT(observed.load(), 0u);
+  EXPECT_GT(counter.count(), 0u);
+  const LogStats loaded = log->Stats();
+  EXPECT_GT(loaded.groups_answered_by_writer, 0u);
+  EXPECT_GT(loaded.groups_answered_by_sync_thread, alone.groups_answered_by_sync_thread);
+  std::lock_guard lock(mu);
+  EXPECT_EQ(answering_threads.size(), 2u);  // the writer and the sync thread
+  EXPECT_EQ(last_seq, log->Head().seq);
+}
+
 TEST(EventLog, HookFailureWritesNothingAndDiscardsTheStage) {
   TempDir dir;
   auto log = OpenLog(dir.path(), WithCountCf());
