@@ -60,10 +60,6 @@ class AdaptivePoll {
     short_share_ += ((short_wait ? kOne : 0) - short_share_) / 16;
   }
 
-  // The consumer, under the queue's mutex, having taken the queue again in the same wait:
-  // clears the signal without counting a wait.
-  void Clear() { ready_.store(false, std::memory_order_relaxed); }
-
   uint64_t polls() const { return polls_.load(std::memory_order_relaxed); }
   uint64_t run_out() const { return run_out_.load(std::memory_order_relaxed); }
 

@@ -318,8 +318,6 @@ LogStats EventLog::Stats() const {
   stats.writer_polls_run_out = writer_poll_.run_out();
   stats.sync_polls = sync_queue_.poll.polls();
   stats.sync_polls_run_out = sync_queue_.poll.run_out();
-  stats.groups_answered_by_writer = answered_by_writer_.load(std::memory_order_relaxed);
-  stats.groups_answered_by_sync_thread = answered_by_sync_.load(std::memory_order_relaxed);
   if (file_system_) stats.wal_prefill = file_system_->Report();
   return stats;
 }

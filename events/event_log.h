@@ -8,10 +8,9 @@
 // The writer then writes the group into RocksDB without an fsync and hands it to the syncer
 // thread, which fsyncs the write-ahead log once for every group written since its last
 // fsync (durable mode), then advances the head, publishes the projections' staged changes
-// and acknowledges the callers — or, when the writer has already written groups for its next
-// fsync, hands the acknowledging to the writer and starts that fsync. So the next group is
-// staged and written while the disk works. No caller is acknowledged before its records are
-// durable, and readers never see records past the durable head.
+// and acknowledges the callers. So the next group is staged and written while the disk
+// works. No caller is acknowledged before its records are durable, and readers never see
+// records past the durable head.
 //
 // Reads may run on any thread concurrently with appends; they see records up to the head as
 // it was when the read began.
@@ -125,10 +124,6 @@ struct LogStats {
   uint64_t writer_polls_run_out = 0;
   uint64_t sync_polls = 0;
   uint64_t sync_polls_run_out = 0;
-  // Durable groups answered on the writer thread (handed over by the sync thread) and on the
-  // sync thread itself.
-  uint64_t groups_answered_by_writer = 0;
-  uint64_t groups_answered_by_sync_thread = 0;
   WalPrefillReport wal_prefill;  // the zeros written ahead of the write-ahead log
 };
 
@@ -162,11 +157,9 @@ class EventLog {
   // refuses further appends with Unavailable until reopened), Unavailable (stopping).
   Result<AppendResult> Append(AppendBatch batch);
 
-  // The same without blocking: `done` runs exactly once, when the records are durable
-  // (buffered: written) or the append has failed, on one of the log's two pipeline threads:
-  // the sync thread, or in a durable log the writer, to which the sync thread hands a synced
-  // group's callbacks when it has the next fsync to start. Callbacks run one at a time, in
-  // seq order. `done` must not block; it may call AppendAsync (never Append).
+  // The same without blocking: `done` runs exactly once, on the log's sync thread, when the
+  // records are durable (buffered: written) or the append has failed. `done` must not block;
+  // it may call AppendAsync (never Append).
   using AppendCallback = std::function<void(Result<AppendResult>)>;
   void AppendAsync(AppendBatch batch, AppendCallback done);
 
@@ -240,9 +233,7 @@ class EventLog {
   // discards it from the hooks when it or the log (`failed`) failed); then Answer calls back
   // its appends.
   void Advance(StagedGroup& group, const Status& failed);
-  // Calls back the appends of `groups` not yet called back, in order. With `yield_to_fsync`,
-  // stops (and returns false) once the writer has queued a group for the sync thread.
-  bool Answer(std::vector<std::unique_ptr<StagedGroup>>& groups, bool yield_to_fsync);
+  void Answer(std::vector<std::unique_ptr<StagedGroup>>& groups);
   Status FailedStatus() const;
   static std::vector<CommittedRecord> CommittedRecordsOf(StagedGroup& group);
   // Waits until every staged group is durable and acknowledged. Caller holds write_mu_.
@@ -274,17 +265,6 @@ class EventLog {
   std::vector<std::unique_ptr<Pending>> queue_;
   bool stopping_ = false;
   AdaptivePoll writer_poll_;  // how the writer waits on queue_cv_
-  // Durable groups the sync thread handed to the writer to answer, so that it could start its
-  // next fsync at once (HandToWriter); `writer_ended_` once the writer takes no more.
-  std::vector<std::unique_ptr<StagedGroup>> to_answer_;
-  bool writer_answering_ = false;  // the writer is calling back groups it took from to_answer_
-  bool writer_ended_ = false;
-  // On the writer: answers what the sync thread handed over. False if there was nothing.
-  bool AnswerHandedOver();
-  // On the sync thread: hands durable, advanced groups to the writer to answer (the rest of
-  // them, if some of their appends were answered), `always` or only while the writer still
-  // has earlier groups to answer. False, the groups untouched, if not handed over.
-  bool HandToWriter(std::vector<std::unique_ptr<StagedGroup>>& groups, bool always);
 
   // Held by the writer while it stages a group, and by AddHook/RemoveHook. The writer's own
   // state below is touched only under it.
@@ -314,9 +294,6 @@ class EventLog {
     void Close();
     // Takes every queued group; false once closed and empty.
     bool TakeAll(std::vector<std::unique_ptr<StagedGroup>>& out);
-    // Whether a group is queued, read without the lock.
-    bool HasGroups() const;
-    std::atomic<bool> has_groups{false};
   };
   GroupQueue sync_queue_;
   // Answered groups, emptied, for the writer to fill again (SpareGroup, Recycle).
@@ -351,8 +328,6 @@ class EventLog {
   std::atomic<uint64_t> write_wal_ns_{0};
   std::atomic<uint64_t> write_memtable_ns_{0};
   std::atomic<uint64_t> write_timed_appends_{0};
-  std::atomic<uint64_t> answered_by_writer_{0};
-  std::atomic<uint64_t> answered_by_sync_{0};
   static constexpr uint64_t kTimedGroupEvery = 16;
   uint64_t groups_written_ = 0;  // the writer's own count, which picks the groups it times
 

@@ -11,7 +11,6 @@
 #include <ctime>
 #include <deque>
 #include <optional>
-#include <thread>
 #include <unordered_set>
 
 #include "events/chain.h"
@@ -260,48 +259,21 @@ Result<AppendResult> EventLog::Append(AppendBatch batch) {
 
 void EventLog::WriterLoop() {
   std::vector<std::unique_ptr<Pending>> group;
-  std::vector<std::unique_ptr<StagedGroup>> answer;
   for (uint64_t round = 0;; ++round) {
     writer_poll_.Poll();
     {
       std::unique_lock lock(queue_mu_);
-      queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !to_answer_.empty(); });
-      if (queue_.empty() && to_answer_.empty()) {  // stopping, and everything is taken
-        writer_ended_ = true;
-        break;
-      }
+      queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) break;  // stopping, and every queued append is taken
       // A swap, so the lock is held for no copy: a caller that finds it held sleeps on a
       // futex (a sync thread's callback did, behind the writer's moving 16 appends out).
-      answer.swap(to_answer_);
-      if (answer.empty()) {
-        group.swap(queue_);
-      } else {
-        writer_answering_ = true;
-      }
+      group.swap(queue_);
       writer_poll_.Took();
     }
-    if (!answer.empty()) {
-      // Durable groups the sync thread handed over: their callbacks queue the clients' next
-      // appends, which this round then writes as one group with whatever else is queued.
-      answered_by_writer_.fetch_add(answer.size(), std::memory_order_relaxed);
-      Answer(answer, /*yield_to_fsync=*/false);
-      Recycle(answer);
-      std::lock_guard lock(queue_mu_);
-      writer_answering_ = false;
-      group.swap(queue_);
-      writer_poll_.Clear();
-    }
-    if (group.empty()) continue;
     const auto stage_start = std::chrono::steady_clock::now();
     std::unique_ptr<StagedGroup> staged;
     {
-      // AddHook, RemoveHook and SetCommitObserver drain the pipeline holding write_mu_: the
-      // drain waits for groups handed to this thread, so it answers them while it waits.
-      std::unique_lock write_lock(write_mu_, std::try_to_lock);
-      while (!write_lock.owns_lock()) {
-        if (!AnswerHandedOver()) std::this_thread::sleep_for(std::chrono::microseconds(50));
-        write_lock.try_lock();
-      }
+      std::lock_guard write_lock(write_mu_);
       staged = StageGroup(group);
     }
     writer_stage_ns_.fetch_add(static_cast<uint64_t>(
@@ -324,40 +296,10 @@ void EventLog::WriterLoop() {
   sync_queue_.Close();
 }
 
-bool EventLog::AnswerHandedOver() {
-  std::vector<std::unique_ptr<StagedGroup>> answer;
-  {
-    std::lock_guard lock(queue_mu_);
-    answer.swap(to_answer_);
-    if (answer.empty()) return false;
-    writer_answering_ = true;
-  }
-  answered_by_writer_.fetch_add(answer.size(), std::memory_order_relaxed);
-  Answer(answer, /*yield_to_fsync=*/false);
-  Recycle(answer);
-  std::lock_guard lock(queue_mu_);
-  writer_answering_ = false;
-  return true;
-}
-
-bool EventLog::HandToWriter(std::vector<std::unique_ptr<StagedGroup>>& groups, bool always) {
-  {
-    std::lock_guard lock(queue_mu_);
-    if (writer_ended_) return false;
-    if (!always && !writer_answering_ && to_answer_.empty()) return false;
-    for (auto& group : groups) to_answer_.push_back(std::move(group));
-    writer_poll_.Signal();
-  }
-  queue_cv_.notify_one();
-  groups.clear();
-  return true;
-}
-
 void EventLog::GroupQueue::Push(std::unique_ptr<StagedGroup> group) {
   {
     std::lock_guard lock(mu);
     groups.push_back(std::move(group));
-    has_groups.store(true, std::memory_order_release);
     poll.Signal();
   }
   cv.notify_one();
@@ -372,15 +314,12 @@ void EventLog::GroupQueue::Close() {
   cv.notify_one();
 }
 
-bool EventLog::GroupQueue::HasGroups() const { return has_groups.load(std::memory_order_acquire); }
-
 bool EventLog::GroupQueue::TakeAll(std::vector<std::unique_ptr<StagedGroup>>& out) {
   poll.Poll();
   std::unique_lock lock(mu);
   cv.wait(lock, [&] { return closed || !groups.empty(); });
   if (groups.empty()) return false;
   out.swap(groups);
-  has_groups.store(false, std::memory_order_relaxed);
   poll.Took();
   return true;
 }
@@ -677,23 +616,10 @@ void EventLog::SyncLoop() {
       const Status failed = Sync(groups);
       for (auto& group : groups) Advance(*group, failed);
     }  // buffered: the writer has advanced the head past them already
-    if (!durable) {
-      Answer(groups, /*yield_to_fsync=*/false);
-      Recycle(groups);
-    } else if (!HandToWriter(groups, /*always=*/false)) {
-      // This thread answers until the writer has written a group for the next fsync, then
-      // hands the rest to the writer and goes on to that fsync. (While the writer still
-      // answers earlier groups, these go to it too, so that callbacks run one at a time and
-      // in order.)
-      bool answered = Answer(groups, /*yield_to_fsync=*/true);
-      if (!answered && !HandToWriter(groups, /*always=*/true)) {
-        answered = Answer(groups, /*yield_to_fsync=*/false);  // the writer has ended
-      }
-      if (answered) {
-        answered_by_sync_.fetch_add(groups.size(), std::memory_order_relaxed);
-        Recycle(groups);
-      }
-    }
+    // Answering here, not on a thread of its own: a completion thread measured slower (the
+    // extra hand-off costs more than the callbacks it takes off this thread).
+    Answer(groups);
+    Recycle(groups);
     if (round % kCpuClockEvery == 0) sync_cpu_ns_.store(ThreadCpuNs(), std::memory_order_relaxed);
   }
   sync_cpu_ns_.store(ThreadCpuNs(), std::memory_order_relaxed);
@@ -848,17 +774,11 @@ void EventLog::Advance(StagedGroup& group, const Status& failed) {
   }
 }
 
-bool EventLog::Answer(std::vector<std::unique_ptr<StagedGroup>>& groups, bool yield_to_fsync) {
+void EventLog::Answer(std::vector<std::unique_ptr<StagedGroup>>& groups) {
   uint64_t answered = 0;
-  bool all = true;
   for (auto& staged : groups) {
     StagedGroup& group = *staged;
     for (auto& pending : group.pendings) {
-      if (!pending) continue;  // called back before the group was handed over
-      if (yield_to_fsync && sync_queue_.HasGroups()) {
-        all = false;
-        break;
-      }
       if (!group.outcome.ok() && !pending->rejected) pending->result = group.outcome;
       // Kept for the next append before its callback runs: the callback's own next append
       // (a client issuing from it) fills it again while its memory is in this core's cache.
@@ -867,17 +787,13 @@ bool EventLog::Answer(std::vector<std::unique_ptr<StagedGroup>>& groups, bool yi
       KeepSpare(std::move(pending));
       done(std::move(result));
     }
-    if (!all) break;
     if (group.outcome.ok()) answered = std::max(answered, group.after.seq);
   }
-  if (answered > 0) {
-    {
-      std::lock_guard lock(head_mu_);
-      answered_seq_ = std::max(answered_seq_, answered);
-    }
-    head_cv_.notify_all();
+  {
+    std::lock_guard lock(head_mu_);
+    answered_seq_ = std::max(answered_seq_, answered);
   }
-  return all;
+  head_cv_.notify_all();
 }
 
 std::vector<CommittedRecord> EventLog::CommittedRecordsOf(StagedGroup& group) {

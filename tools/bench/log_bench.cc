@@ -109,10 +109,6 @@ void ReportGroups(const EventLog& log, const char* how) {
       "    polled before sleeping: writer in {} waits ({} ran out), sync thread in {} ({} ran "
       "out)\n",
       stats.writer_polls, stats.writer_polls_run_out, stats.sync_polls, stats.sync_polls_run_out);
-  if (stats.groups_answered_by_writer + stats.groups_answered_by_sync_thread > 0) {
-    fmt::print(stderr, "    durable groups answered: {} by the writer, {} by the sync thread\n",
-               stats.groups_answered_by_writer, stats.groups_answered_by_sync_thread);
-  }
   const WalPrefillReport& prefill = stats.wal_prefill;
   fmt::print(stderr, "    write-ahead log zero-filled ahead: {:.1f} MiB, {} writes waited for it{}{}\n",
              static_cast<double>(prefill.bytes_filled) / (1 << 20), prefill.writer_waits,
