@@ -213,10 +213,13 @@ class PrefixBucketRep final : public rocksdb::MemTableRep {
   }
 
   // The last node of `bucket` for which `before(node)` holds (null: none), with the last
-  // such node at each level in `prev` when given. `before` must hold for a prefix of the
-  // bucket's order.
+  // such node at each level in `prev` when given, and in `first_not_before` the node the
+  // search stopped at on the bottom level (null: none). `before` must hold for a prefix of the
+  // bucket's order. That node is the one read, not the link read again: beside the writer,
+  // a node may have been linked after the returned one since.
   template <typename Before>
-  static Node* LastWhere(const Bucket& bucket, Before before, Node** prev = nullptr) {
+  static Node* LastWhere(const Bucket& bucket, Before before, Node** prev = nullptr,
+                         Node** first_not_before = nullptr) {
     Node* at = nullptr;  // null: before the first node
     for (int level = bucket.height.load(std::memory_order_acquire) - 1; level >= 0;) {
       Node* next = at != nullptr ? at->Next(level) : Head(bucket, level);
@@ -224,14 +227,11 @@ class PrefixBucketRep final : public rocksdb::MemTableRep {
         at = next;
       } else {
         if (prev != nullptr) prev[level] = at;
+        if (level == 0 && first_not_before != nullptr) *first_not_before = next;
         --level;
       }
     }
     return at;
-  }
-
-  static Node* After(const Bucket& bucket, Node* at) {
-    return at != nullptr ? at->Next(0) : Head(bucket, 0);
   }
 
   // The slot's first key at or after `target` (`all`: its first key).
@@ -244,7 +244,9 @@ class PrefixBucketRep final : public rocksdb::MemTableRep {
     }
     const Bucket& bucket = *reinterpret_cast<const Bucket*>(held);
     if (all) return Head(bucket, 0);
-    return After(bucket, LastWhere(bucket, [&](Node* n) { return Compare(n, target) < 0; }));
+    Node* first = nullptr;
+    LastWhere(bucket, [&](Node* n) { return Compare(n, target) < 0; }, nullptr, &first);
+    return first;
   }
 
   // The slot's last key at or before `target` (`all`: its last key).

@@ -23,11 +23,11 @@ namespace {
 using testing::TempDir;
 
 // A database of two families on the prefix-bucket memtable, hashed on a key's first 4 bytes
-// into 8 slots (so prefixes share slots): `bare` takes RocksDB's own arena, `huge` the
+// into 8 slots unless a test says otherwise (so prefixes share slots): `bare` takes RocksDB's own arena, `huge` the
 // huge-page arena the log's families use.
 class PrefixBucketMemtableTest : public ::testing::Test {
  protected:
-  void Open(size_t write_buffer = 64 << 20) {
+  void Open(size_t write_buffer = 64 << 20, size_t slots = 8) {
     rocksdb::DBOptions options;
     options.create_if_missing = true;
     options.create_missing_column_families = true;
@@ -38,7 +38,7 @@ class PrefixBucketMemtableTest : public ::testing::Test {
       cf.write_buffer_size = write_buffer;
       cf.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(4));
       cf.memtable_factory =
-          huge ? HugePageMemtable(PrefixBucketMemtable(8)) : PrefixBucketMemtable(8);
+          huge ? HugePageMemtable(PrefixBucketMemtable(slots)) : PrefixBucketMemtable(slots);
       families.emplace_back(huge ? "huge" : "bare", cf);
     }
     families.emplace_back(rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions());
@@ -218,7 +218,7 @@ TEST_F(PrefixBucketMemtableTest, ReadersBesideTheWriterSeeOrderedCompleteRows) {
           std::string got;
           const std::string key = Key(p, 2 * (1 + random() % known));
           if (!db_->Get(rocksdb::ReadOptions(), cf, key, &got).ok() || got != value_of(key)) {
-            ADD_FAILURE() << "missing " << key;
+            ADD_FAILURE() << cf->GetName() << ": missing " << key;
             failed = true;
           }
         }
@@ -240,7 +240,7 @@ TEST_F(PrefixBucketMemtableTest, ReadersBesideTheWriterSeeOrderedCompleteRows) {
           rows_read.fetch_add(1, std::memory_order_relaxed);
         }
         if (evens < known) {
-          ADD_FAILURE() << "saw " << evens << " even versions of " << known;
+          ADD_FAILURE() << cf->GetName() << ": saw " << evens << " even versions of " << known;
           failed = true;
         }
       }
@@ -257,6 +257,63 @@ TEST_F(PrefixBucketMemtableTest, ReadersBesideTheWriterSeeOrderedCompleteRows) {
     ASSERT_TRUE(db_->GetIntProperty(cf, rocksdb::DB::Properties::kLiveSstFilesSize, &flushed));
     EXPECT_GT(flushed, 0u) << cf->GetName();
   }
+}
+
+// A search beside inserts that land right before what it looks for. One slot; the writer keeps
+// adding keys of prefix 0, each the largest of its prefix, so each goes between prefix 0's last
+// key and prefix 1's first. A Get of a prefix-1 key finds it, and a seek to prefix 1 starts at
+// its first key, never at a key of prefix 0. (A search used to stop before the first key not
+// below its target and then read that link again, so it could return a node inserted there in
+// between: a transient miss of rows that had long been written.)
+TEST_F(PrefixBucketMemtableTest, ASearchKeepsTheNodeItStoppedBeforeWhileKeysGoInAheadOfIt) {
+  Open(64 << 20, /*slots=*/1);
+  auto value_of = [](const std::string& key) { return key + std::string(8, 'v'); };
+  constexpr uint32_t kTargets = 16;
+  for (uint32_t v = 1; v <= kTargets; ++v) {
+    rocksdb::WriteBatch batch;
+    for (auto* cf : Families()) ASSERT_TRUE(batch.Put(cf, Key(1, v), value_of(Key(1, v))).ok());
+    ASSERT_TRUE(db_->Write(rocksdb::WriteOptions(), &batch).ok());
+  }
+  std::atomic<bool> done{false};
+  std::atomic<bool> failed{false};
+  std::atomic<uint64_t> searches{0};
+  std::thread writer([&] {
+    for (uint32_t v = 1; v <= 100'000 && !failed; ++v) {
+      rocksdb::WriteBatch batch;
+      for (auto* cf : Families()) batch.Put(cf, Key(0, v), value_of(Key(0, v)));
+      if (!db_->Write(rocksdb::WriteOptions(), &batch).ok()) failed = true;
+    }
+    done = true;
+  });
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r) {
+    readers.emplace_back([&, r] {
+      std::mt19937 random(7 + r);
+      const std::string prefix = Key(1, 0).substr(0, 4);
+      rocksdb::ReadOptions within;
+      within.prefix_same_as_start = true;
+      while (!done && !failed) {
+        auto* cf = Families()[random() % 2];
+        const std::string key = Key(1, 1 + random() % kTargets);
+        std::string got;
+        if (!db_->Get(rocksdb::ReadOptions(), cf, key, &got).ok() || got != value_of(key)) {
+          ADD_FAILURE() << cf->GetName() << ": a Get missed a prefix-1 key";
+          failed = true;
+        }
+        std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(within, cf));
+        it->Seek(prefix);
+        if (!it->Valid() || it->key().ToString() != Key(1, 1)) {
+          ADD_FAILURE() << cf->GetName() << ": a seek to prefix 1 did not start at its first key";
+          failed = true;
+        }
+        searches.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  }
+  writer.join();
+  for (auto& reader : readers) reader.join();
+  EXPECT_FALSE(failed);
+  EXPECT_GT(searches.load(), 0u);
 }
 
 }  // namespace
