@@ -286,15 +286,19 @@ Status EventLog::SettleStorage() {
     std::lock_guard lock(cf_mu_);
     handles = handles_;
   }
+  return SettleRocksDb(*db_, handles);
+}
+
+Status SettleRocksDb(rocksdb::DB& db, const std::vector<rocksdb::ColumnFamilyHandle*>& families) {
   rocksdb::FlushOptions flush;
   flush.wait = true;
-  rocksdb::Status s = db_->Flush(flush, handles);
+  rocksdb::Status s = db.Flush(flush, families);
   if (!s.ok()) return FromRocks(s, "flushing memtables");
   for (;;) {
     uint64_t flushes = 0, compactions = 0, pending = 0;
-    if (!db_->GetIntProperty(rocksdb::DB::Properties::kNumRunningFlushes, &flushes) ||
-        !db_->GetIntProperty(rocksdb::DB::Properties::kNumRunningCompactions, &compactions) ||
-        !db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kCompactionPending, &pending)) {
+    if (!db.GetIntProperty(rocksdb::DB::Properties::kNumRunningFlushes, &flushes) ||
+        !db.GetIntProperty(rocksdb::DB::Properties::kNumRunningCompactions, &compactions) ||
+        !db.GetAggregatedIntProperty(rocksdb::DB::Properties::kCompactionPending, &pending)) {
       return Status(ErrorCode::kIoError, "RocksDB does not report its background work");
     }
     if (flushes == 0 && compactions == 0 && pending == 0) return Status::Ok();

@@ -167,6 +167,7 @@ class EventLog {
   LogStats Stats() const;
   // Flushes every memtable to disk and waits until RocksDB runs no flush or compaction: the
   // log at rest, as after a quiet spell. For benchmarks that measure one command alone.
+  // (SettleRocksDb below, for this log's families.)
   Status SettleStorage();
   Durability durability() const { return options_.durability; }
   const std::string& directory() const { return dir_; }
@@ -334,5 +335,8 @@ class EventLog {
   std::thread writer_;
   std::thread syncer_;
 };
+
+// Flushes the memtables of `families` and waits until `db` runs no flush or compaction.
+Status SettleRocksDb(rocksdb::DB& db, const std::vector<rocksdb::ColumnFamilyHandle*>& families);
 
 }  // namespace shardledger

@@ -18,6 +18,10 @@ struct Settings {
   std::string dir;      // scratch directory on the disk under test
   double seconds = 3;   // how long each timed figure runs
   std::string only;     // run only the figure of this name (and its baseline); empty: all
+  // Append figures: skip the warm-up that brings each database (ours and the raw baseline's)
+  // to its steady state before it is timed. For comparison with figures measured before
+  // 2026-12-07's stop 35, which timed fresh databases.
+  bool cold = false;
 
   bool Wants(const std::string& figure) const { return only.empty() || only == figure; }
 };

@@ -25,6 +25,15 @@ Event Payload200(uint64_t i) {
 
 namespace {
 
+// Before it is timed, each database of an append figure (ours and the raw baseline's) takes
+// this many bytes of records, untimed, and is flushed and settled: the timed part then runs
+// on a database that has filled, switched and freed a memtable, as a running one has. A
+// fresh RocksDB's first memtable faults in every page of its arena; once one has been
+// freed, glibc serves the next arenas from memory it keeps (its mmap threshold rises), and
+// in minutes when the disk is fast the raw baseline then runs 16–37% faster
+// (docs/BENCHMARKS.md, "stop 35").
+constexpr uint64_t kWarmBytes = uint64_t{80} << 20;  // 1.25 write buffers of 64 MiB
+
 // The size of the stored record our appends write, so raw baselines write the same bytes.
 size_t RecordSize() {
   Record record;
@@ -50,29 +59,54 @@ std::unique_ptr<rocksdb::DB> OpenRaw(const std::string& dir) {
   return std::unique_ptr<rocksdb::DB>(raw);
 }
 
-// Raw RocksDB: `batch_size` records of `value_size` bytes per WriteBatch, `sync` as given,
-// from one thread, for `seconds`. Records/s.
-double RawWrites(const std::string& dir, size_t value_size, size_t batch_size, bool sync,
-                 double seconds) {
-  auto db = OpenRaw(dir);
-  const std::string value(value_size, 'r');
-  rocksdb::WriteOptions write_options;
-  write_options.sync = sync;
-  uint64_t seq = 0;
-  Stopwatch clock;
-  while (clock.Seconds() < seconds) {
-    rocksdb::WriteBatch batch;
-    for (size_t i = 0; i < batch_size; ++i) batch.Put(BigEndian64(++seq), value);
-    if (!db->Write(write_options, &batch).ok()) std::exit(1);
-  }
-  return static_cast<double>(seq) / clock.Seconds();
+void ExitIfFailed(const Status& status, const char* what) {
+  if (status.ok()) return;
+  fmt::print(stderr, "{} failed: {}\n", what, status.ToString());
+  std::exit(1);
 }
 
-std::unique_ptr<EventLog> OpenOrExit(const std::string& dir, Durability durability) {
+// Raw RocksDB: `batch_size` records of `value_size` bytes per WriteBatch, `sync` as given,
+// from one thread, for `seconds`, after the warm-up unless `cold`. Records/s.
+double RawWrites(const std::string& dir, size_t value_size, size_t batch_size, bool sync,
+                 double seconds, bool cold) {
+  auto db = OpenRaw(dir);
+  const std::string value(value_size, 'r');
+  uint64_t seq = 0;
+  auto write = [&](const rocksdb::WriteOptions& options) {
+    rocksdb::WriteBatch batch;
+    for (size_t i = 0; i < batch_size; ++i) batch.Put(BigEndian64(++seq), value);
+    if (!db->Write(options, &batch).ok()) std::exit(1);
+  };
+  if (!cold) {
+    while (seq * value_size < kWarmBytes) write(rocksdb::WriteOptions());
+    ExitIfFailed(SettleRocksDb(*db, {db->DefaultColumnFamily()}), "settling the raw baseline");
+  }
+  const uint64_t warm = seq;
+  rocksdb::WriteOptions write_options;
+  write_options.sync = sync;
+  Stopwatch clock;
+  while (clock.Seconds() < seconds) write(write_options);
+  return static_cast<double>(seq - warm) / clock.Seconds();
+}
+
+// Opens a log for an append figure and, unless `cold`, warms it up as RawWrites does its
+// database: the same bytes of records in 256-event appends over the clients' 64 streams
+// (ids of their own), then flushed and settled.
+std::unique_ptr<EventLog> OpenOrExit(const std::string& dir, Durability durability, bool cold) {
   auto log = EventLog::Open(dir, EventLogOptions{.durability = durability});
   if (!log.ok()) {
     fmt::print(stderr, "open failed: {}\n", log.status().ToString());
     std::exit(1);
+  }
+  if (!cold) {
+    constexpr size_t kEvents = 256;
+    const uint64_t appends = kWarmBytes / (RecordSize() * kEvents) + 1;
+    std::vector<BenchClient> clients;
+    for (int w = 0; w < 64; ++w) clients.emplace_back(w);
+    for (uint64_t i = 0; i < appends; ++i) {
+      ExitIfFailed((*log)->Append(clients[i % clients.size()].Next(kEvents)).status(), "warm-up append");
+    }
+    ExitIfFailed((*log)->SettleStorage(), "settling the log");
   }
   return std::move(log).value();
 }
@@ -83,8 +117,32 @@ AppendBatch BenchBatch(int writer, uint64_t i) {
   return batch;
 }
 
-void ReportGroups(const EventLog& log, const char* how) {
-  const LogStats stats = log.Stats();
+// What the log did since `before` (the warm-up's counts taken out).
+LogStats Since(const LogStats& before, LogStats now) {
+  for (auto [field, earlier] : {std::pair{&now.groups, before.groups},
+                                {&now.appends, before.appends},
+                                {&now.records, before.records},
+                                {&now.syncs, before.syncs},
+                                {&now.sync_ns, before.sync_ns},
+                                {&now.writer_cpu_ns, before.writer_cpu_ns},
+                                {&now.sync_thread_cpu_ns, before.sync_thread_cpu_ns},
+                                {&now.writer_stage_ns, before.writer_stage_ns},
+                                {&now.write_wal_ns, before.write_wal_ns},
+                                {&now.write_memtable_ns, before.write_memtable_ns},
+                                {&now.write_timed_appends, before.write_timed_appends},
+                                {&now.writer_polls, before.writer_polls},
+                                {&now.writer_polls_run_out, before.writer_polls_run_out},
+                                {&now.sync_polls, before.sync_polls},
+                                {&now.sync_polls_run_out, before.sync_polls_run_out},
+                                {&now.wal_prefill.bytes_filled, before.wal_prefill.bytes_filled},
+                                {&now.wal_prefill.writer_waits, before.wal_prefill.writer_waits}}) {
+    *field -= earlier;
+  }
+  return now;
+}
+
+void ReportGroups(const EventLog& log, const LogStats& before, const char* how) {
+  const LogStats stats = Since(before, log.Stats());
   fmt::print(stderr,
              "  {}: {} appends in {} groups ({:.1f} per group), {} fsyncs ({:.1f} appends and "
              "{:.0f} us each)\n",
@@ -116,8 +174,10 @@ void ReportGroups(const EventLog& log, const char* how) {
 }
 
 // `writers` OS threads, each appending one-event batches with the blocking Append.
-double ThreadedAppends(const std::string& dir, Durability durability, int writers, double seconds) {
-  auto log = OpenOrExit(dir, durability);
+double ThreadedAppends(const std::string& dir, Durability durability, int writers, double seconds,
+                       bool cold) {
+  auto log = OpenOrExit(dir, durability, cold);
+  const LogStats before = log->Stats();
   std::atomic<uint64_t> appended{0};
   std::atomic<bool> stop{false};
   std::vector<std::thread> threads;
@@ -138,15 +198,17 @@ double ThreadedAppends(const std::string& dir, Durability durability, int writer
   stop = true;
   for (auto& t : threads) t.join();
   const double rate = static_cast<double>(appended.load()) / clock.Seconds();
-  ReportGroups(*log, fmt::format("{} threads, {}", writers, DurabilityName(durability)).c_str());
+  ReportGroups(*log, before, fmt::format("{} threads, {}", writers, DurabilityName(durability)).c_str());
   return rate;
 }
 
 // `writers` concurrent clients, each keeping one append in flight with AppendAsync and
 // issuing the next from the last one's callback, on the log's sync thread. (The RPC server's
 // workers call the blocking Append instead: that is the `_64_threads` figure's shape.)
-double ClientAppends(const std::string& dir, Durability durability, int writers, double seconds) {
-  auto log = OpenOrExit(dir, durability);
+double ClientAppends(const std::string& dir, Durability durability, int writers, double seconds,
+                     bool cold) {
+  auto log = OpenOrExit(dir, durability, cold);
+  const LogStats before = log->Stats();
   std::atomic<uint64_t> appended{0};
   std::atomic<int> in_flight{0};
   std::atomic<bool> stop{false};
@@ -171,7 +233,7 @@ double ClientAppends(const std::string& dir, Durability durability, int writers,
   const double elapsed = clock.Seconds();
   const uint64_t count = appended.load();
   while (in_flight.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  ReportGroups(*log, fmt::format("{} clients, {}", writers, DurabilityName(durability)).c_str());
+  ReportGroups(*log, before, fmt::format("{} clients, {}", writers, DurabilityName(durability)).c_str());
   return static_cast<double>(count) / elapsed;
 }
 
@@ -202,12 +264,13 @@ int RunAppendBench(const Settings& settings) {
     for (int i = 0; i < kSlices; ++i) {
       // Baselines: durable — sync=true WriteBatches of 64 records; buffered — sync=false puts.
       const double raw_slice =
-          RawWrites(ScratchDir(settings, "raw"), record_size, durable ? 64 : 1, durable, slice);
+          RawWrites(ScratchDir(settings, "raw"), record_size, durable ? 64 : 1, durable, slice,
+                    settings.cold);
       fmt::print(stderr, "  raw baseline: {:.0f} records/s\n", raw_slice);
       raw += raw_slice;
       const std::string dir = ScratchDir(settings, run.figure);
-      ours += run.threads ? ThreadedAppends(dir, run.durability, run.writers, slice)
-                          : ClientAppends(dir, run.durability, run.writers, slice);
+      ours += run.threads ? ThreadedAppends(dir, run.durability, run.writers, slice, settings.cold)
+                          : ClientAppends(dir, run.durability, run.writers, slice, settings.cold);
     }
     PrintFigure(run.figure, "appends/s", ours / kSlices, raw / kSlices);
   }
