@@ -78,8 +78,11 @@ double RawWrites(const std::string& dir, size_t value_size, size_t batch_size, b
     if (!db->Write(options, &batch).ok()) std::exit(1);
   };
   if (!cold) {
+    Stopwatch warming;
     while (seq * value_size < kWarmBytes) write(rocksdb::WriteOptions());
     ExitIfFailed(SettleRocksDb(*db, {db->DefaultColumnFamily()}), "settling the raw baseline");
+    fmt::print(stderr, "  raw baseline warmed up: {} records, flushed ({:.2f} s)\n", seq,
+               warming.Seconds());
   }
   const uint64_t warm = seq;
   rocksdb::WriteOptions write_options;
@@ -99,14 +102,18 @@ std::unique_ptr<EventLog> OpenOrExit(const std::string& dir, Durability durabili
     std::exit(1);
   }
   if (!cold) {
+    Stopwatch warming;
     constexpr size_t kEvents = 256;
     const uint64_t appends = kWarmBytes / (RecordSize() * kEvents) + 1;
     std::vector<BenchClient> clients;
     for (int w = 0; w < 64; ++w) clients.emplace_back(w);
     for (uint64_t i = 0; i < appends; ++i) {
-      ExitIfFailed((*log)->Append(clients[i % clients.size()].Next(kEvents)).status(), "warm-up append");
+      ExitIfFailed((*log)->Append(clients[i % clients.size()].Next(kEvents)).status(),
+                   "warm-up append");
     }
     ExitIfFailed((*log)->SettleStorage(), "settling the log");
+    fmt::print(stderr, "  ledger warmed up: {} records, flushed ({:.2f} s)\n", appends * kEvents,
+               warming.Seconds());
   }
   return std::move(log).value();
 }
@@ -198,7 +205,8 @@ double ThreadedAppends(const std::string& dir, Durability durability, int writer
   stop = true;
   for (auto& t : threads) t.join();
   const double rate = static_cast<double>(appended.load()) / clock.Seconds();
-  ReportGroups(*log, before, fmt::format("{} threads, {}", writers, DurabilityName(durability)).c_str());
+  ReportGroups(*log, before,
+               fmt::format("{} threads, {}", writers, DurabilityName(durability)).c_str());
   return rate;
 }
 
@@ -233,7 +241,8 @@ double ClientAppends(const std::string& dir, Durability durability, int writers,
   const double elapsed = clock.Seconds();
   const uint64_t count = appended.load();
   while (in_flight.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  ReportGroups(*log, before, fmt::format("{} clients, {}", writers, DurabilityName(durability)).c_str());
+  ReportGroups(*log, before,
+               fmt::format("{} clients, {}", writers, DurabilityName(durability)).c_str());
   return static_cast<double>(count) / elapsed;
 }
 
