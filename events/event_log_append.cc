@@ -268,7 +268,7 @@ void EventLog::WriterLoop() {
       // A swap, so the lock is held for no copy: a caller that finds it held sleeps on a
       // futex (a sync thread's callback did, behind the writer's moving 16 appends out).
       group.swap(queue_);
-      writer_poll_.Took();
+      writer_poll_.Took(group.size());
     }
     const auto stage_start = std::chrono::steady_clock::now();
     std::unique_ptr<StagedGroup> staged;
@@ -320,7 +320,7 @@ bool EventLog::GroupQueue::TakeAll(std::vector<std::unique_ptr<StagedGroup>>& ou
   cv.wait(lock, [&] { return closed || !groups.empty(); });
   if (groups.empty()) return false;
   out.swap(groups);
-  poll.Took();
+  poll.Took(out.size());
   return true;
 }
 

@@ -11,13 +11,14 @@ namespace {
 using std::chrono::microseconds;
 
 // One wait, as a consumer thread makes it around its queue: Poll, then (after `lasting`)
-// Took. With `queued`, the producer has signalled an item before the wait begins, so a poll
-// ends at once.
-void Wait(AdaptivePoll& poll, bool queued, microseconds lasting = microseconds(0)) {
+// Took of `items`. With `queued`, the producer has signalled an item before the wait begins,
+// so a poll ends at once.
+void Wait(AdaptivePoll& poll, bool queued, microseconds lasting = microseconds(0),
+          size_t items = 1) {
   if (queued) poll.Signal();
   poll.Poll();
   if (lasting.count() > 0) std::this_thread::sleep_for(lasting);
-  poll.Took();
+  poll.Took(items);
 }
 
 // A new thread sleeps; once most of its waits have been short it polls, and once enough of them
@@ -40,6 +41,29 @@ TEST(AdaptivePoll, PollsOnlyWhileMostWaitsAreShort) {
   EXPECT_EQ(poll.polls(), after_long);  // it sleeps again
 }
 
+// Long waits that each end with a burst of items (a saturated pipeline whose thread sleeps
+// through an fsync and wakes to half the clients' appends) turn polling on; long waits that
+// each take one item (a paced caller) do not.
+TEST(AdaptivePoll, LongWaitsEndingInABurstPollAndLongWaitsForOneItemDoNot) {
+  AdaptivePoll bursts;
+  bursts.set_limit(microseconds(200));
+  for (int i = 0; i < 40; ++i) {
+    Wait(bursts, true, microseconds(1'000), AdaptivePoll::kBurst);
+  }
+  EXPECT_GT(bursts.polls(), 0u);
+
+  AdaptivePoll singles;
+  singles.set_limit(microseconds(200));
+  for (int i = 0; i < 40; ++i) Wait(singles, true, microseconds(1'000), 1);
+  EXPECT_EQ(singles.polls(), 0u);
+
+  // A poller whose waits turn long and end with fewer items than a burst stops again.
+  for (int i = 0; i < 8; ++i) Wait(bursts, true, microseconds(1'000), AdaptivePoll::kBurst - 1);
+  const uint64_t after_small = bursts.polls();
+  for (int i = 0; i < 4; ++i) Wait(bursts, true, microseconds(1'000), 1);
+  EXPECT_EQ(bursts.polls(), after_small);
+}
+
 // A poll that finds nothing gives up after the limit and counts as run out.
 TEST(AdaptivePoll, APollRunsOutAfterItsLimit) {
   AdaptivePoll poll;
@@ -55,11 +79,11 @@ TEST(AdaptivePoll, APollRunsOutAfterItsLimit) {
   EXPECT_GE(spent, microseconds(5'000));
 }
 
-// A limit of zero turns polling off: every wait counts as long.
+// A limit of zero turns polling off: no wait counts as worth polling, bursts included.
 TEST(AdaptivePoll, AZeroLimitNeverPolls) {
   AdaptivePoll poll;
   poll.set_limit(microseconds(0));
-  for (int i = 0; i < 100; ++i) Wait(poll, true);
+  for (int i = 0; i < 100; ++i) Wait(poll, true, microseconds(0), AdaptivePoll::kBurst * 4);
   EXPECT_EQ(poll.polls(), 0u);
 }
 
