@@ -26,7 +26,7 @@ namespace shardledger {
 // wakes late, by then half of the clients have queued their appends, and it writes them as
 // one group per fsync. Its waits then span most of an fsync, longer than the limit, so by
 // their length alone it never started polling. In the bench such slices ran with fsyncs of
-// 280–380 µs against 170–240 µs beside them. A burst is the sign of load that waits alone
+// 280–380 µs against 150–270 µs beside them. A burst is the sign of load that waits alone
 // missed.
 //
 // Use, beside the queue's mutex and condition variable: the producer calls Signal() under the
