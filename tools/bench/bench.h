@@ -75,6 +75,17 @@ class BenchClient {
   uint64_t count_ = 0;
 };
 
+// Prints `what` and the error on stderr and exits 1: a bench cannot go on past a failed step.
+[[noreturn]] void Die(const std::string& what, const Status& status);
+inline void Must(const std::string& what, const Status& status) {
+  if (!status.ok()) Die(what, status);
+}
+template <typename T>
+T Must(const std::string& what, Result<T> result) {
+  if (!result.ok()) Die(what, result.status());
+  return std::move(result).value();
+}
+
 // The p-th percentile (0..100) of `samples`, which it sorts.
 double Percentile(std::vector<double>& samples, double p);
 

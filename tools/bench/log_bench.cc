@@ -59,12 +59,6 @@ std::unique_ptr<rocksdb::DB> OpenRaw(const std::string& dir) {
   return std::unique_ptr<rocksdb::DB>(raw);
 }
 
-void ExitIfFailed(const Status& status, const char* what) {
-  if (status.ok()) return;
-  fmt::print(stderr, "{} failed: {}\n", what, status.ToString());
-  std::exit(1);
-}
-
 // Raw RocksDB: `batch_size` records of `value_size` bytes per WriteBatch, `sync` as given,
 // from one thread, for `seconds`, after the warm-up unless `cold`. Records/s.
 double RawWrites(const std::string& dir, size_t value_size, size_t batch_size, bool sync,
@@ -80,7 +74,7 @@ double RawWrites(const std::string& dir, size_t value_size, size_t batch_size, b
   if (!cold) {
     Stopwatch warming;
     while (seq * value_size < kWarmBytes) write(rocksdb::WriteOptions());
-    ExitIfFailed(SettleRocksDb(*db, {db->DefaultColumnFamily()}), "settling the raw baseline");
+    Must("settling the raw baseline", SettleRocksDb(*db, {db->DefaultColumnFamily()}));
     fmt::print(stderr, "  raw baseline warmed up: {} records, flushed ({:.2f} s)\n", seq,
                warming.Seconds());
   }
@@ -96,11 +90,7 @@ double RawWrites(const std::string& dir, size_t value_size, size_t batch_size, b
 // database: the same bytes of records in 256-event appends over the clients' 64 streams
 // (ids of their own), then flushed and settled.
 std::unique_ptr<EventLog> OpenOrExit(const std::string& dir, Durability durability, bool cold) {
-  auto log = EventLog::Open(dir, EventLogOptions{.durability = durability});
-  if (!log.ok()) {
-    fmt::print(stderr, "open failed: {}\n", log.status().ToString());
-    std::exit(1);
-  }
+  auto log = Must("open", EventLog::Open(dir, EventLogOptions{.durability = durability}));
   if (!cold) {
     Stopwatch warming;
     constexpr size_t kEvents = 256;
@@ -108,14 +98,13 @@ std::unique_ptr<EventLog> OpenOrExit(const std::string& dir, Durability durabili
     std::vector<BenchClient> clients;
     for (int w = 0; w < 64; ++w) clients.emplace_back(w);
     for (uint64_t i = 0; i < appends; ++i) {
-      ExitIfFailed((*log)->Append(clients[i % clients.size()].Next(kEvents)).status(),
-                   "warm-up append");
+      Must("warm-up append", log->Append(clients[i % clients.size()].Next(kEvents)));
     }
-    ExitIfFailed((*log)->SettleStorage(), "settling the log");
+    Must("settling the log", log->SettleStorage());
     fmt::print(stderr, "  ledger warmed up: {} records, flushed ({:.2f} s)\n", appends * kEvents,
                warming.Seconds());
   }
-  return std::move(log).value();
+  return log;
 }
 
 AppendBatch BenchBatch(int writer, uint64_t i) {

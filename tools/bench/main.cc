@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 
 #include "tools/bench/bench.h"
@@ -30,6 +31,11 @@ double Percentile(std::vector<double>& samples, double p) {
   std::sort(samples.begin(), samples.end());
   const double rank = p / 100.0 * static_cast<double>(samples.size() - 1);
   return samples[static_cast<size_t>(std::llround(rank))];
+}
+
+void Die(const std::string& what, const Status& status) {
+  fmt::print(stderr, "{}: {}\n", what, status.ToString());
+  std::exit(1);
 }
 
 std::string ScratchDir(const Settings& settings, const std::string& name) {

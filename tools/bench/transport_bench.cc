@@ -37,17 +37,6 @@ namespace {
 constexpr int kLatencyHighWaterMark = 100'000;
 constexpr int kUnbounded = 0;
 
-[[noreturn]] void Die(const std::string& what, const Status& status) {
-  fmt::print(stderr, "{}: {}\n", what, status.ToString());
-  std::exit(1);
-}
-
-template <typename T>
-T Must(const std::string& what, Result<T> result) {
-  if (!result.ok()) Die(what, result.status());
-  return std::move(result).value();
-}
-
 // The system clock, as the log's record timestamps are.
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
