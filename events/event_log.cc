@@ -1,4 +1,5 @@
-// EventLog: opening, recovery and reads. Appending lives in event_log_append.cc.
+// EventLog: opening, recovery and reads. Appending lives in event_log_append.cc (the caller
+// and the writer), event_log_stage.cc (staging a group) and event_log_sync.cc (the sync thread).
 #include "events/event_log.h"
 
 #include "events/event_log_internal.h"

@@ -1,12 +1,15 @@
-// The append pipeline's internal types, shared by event_log.cc and event_log_append.cc.
-// Not part of the EventLog interface.
+// The append pipeline's internal types and helpers, shared by event_log.cc and the append
+// path's files (event_log_append.cc, event_log_stage.cc, event_log_sync.cc). Not part of the
+// EventLog interface.
 #pragma once
 
 #include <rocksdb/status.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <ctime>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -22,6 +25,16 @@ namespace shardledger {
 inline Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   ErrorCode code = s.IsCorruption() ? ErrorCode::kCorruption : ErrorCode::kIoError;
   return Status(code, std::string(what) + ": " + s.ToString());
+}
+
+// A malformed append: the caller's error, typed kBadRequest.
+inline Status BadBatch(std::string what) { return Status(ErrorCode::kBadRequest, std::move(what)); }
+
+// CPU time the calling thread has used.
+inline uint64_t ThreadCpuNs() {
+  timespec now{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(now.tv_nsec);
 }
 
 // What the caller's thread works out about each event for the writer and the observer.
