@@ -1,6 +1,6 @@
-// The append pipeline's internal types and helpers, shared by event_log.cc and the append
-// path's files (event_log_append.cc, event_log_stage.cc, event_log_sync.cc). Not part of the
-// EventLog interface.
+// The event log's internal types and helpers, shared by its files (event_log.cc,
+// event_log_read.cc, and the append path's event_log_append.cc, event_log_stage.cc and
+// event_log_sync.cc). Not part of the EventLog interface.
 #pragma once
 
 #include <rocksdb/status.h>
