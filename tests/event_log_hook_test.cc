@@ -12,13 +12,8 @@
 #include "tests/event_log_util.h"
 #include "tests/test_util.h"
 
-namespace shardledger {
+namespace shardledger::testing {
 namespace {
-
-using testing::Assigned;
-using testing::OneEvent;
-using testing::OpenLog;
-using testing::TempDir;
 
 // ---------------------------------------------------------------- projection hook
 
@@ -312,4 +307,4 @@ TEST(EventLog, RecordsGivenToFoldStayValidUntilPublished) {
 }
 
 }  // namespace
-}  // namespace shardledger
+}  // namespace shardledger::testing

@@ -13,13 +13,8 @@
 #include "tests/event_log_util.h"
 #include "tests/test_util.h"
 
-namespace shardledger {
+namespace shardledger::testing {
 namespace {
-
-using testing::Assigned;
-using testing::OneEvent;
-using testing::OpenLog;
-using testing::TempDir;
 
 // ---------------------------------------------------------------- idempotency
 
@@ -249,4 +244,4 @@ TEST(EventLog, BatchMixingRecordedAndNewIdsIsRejected) {
 }
 
 }  // namespace
-}  // namespace shardledger
+}  // namespace shardledger::testing

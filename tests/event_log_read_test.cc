@@ -8,13 +8,8 @@
 #include "tests/event_log_util.h"
 #include "tests/test_util.h"
 
-namespace shardledger {
+namespace shardledger::testing {
 namespace {
-
-using testing::Assigned;
-using testing::OneEvent;
-using testing::OpenLog;
-using testing::TempDir;
 
 // ---------------------------------------------------------------- reads
 
@@ -227,4 +222,4 @@ TEST(EventLog, ReopenedLogContinuesFromItsHead) {
 }
 
 }  // namespace
-}  // namespace shardledger
+}  // namespace shardledger::testing

@@ -14,13 +14,8 @@
 #include "tests/event_log_util.h"
 #include "tests/test_util.h"
 
-namespace shardledger {
+namespace shardledger::testing {
 namespace {
-
-using testing::Assigned;
-using testing::OneEvent;
-using testing::OpenLog;
-using testing::TempDir;
 
 // ---------------------------------------------------------------- expected versions
 
@@ -387,7 +382,7 @@ TEST_P(EventLog_Observer, SwappedUnderLoadEachRecordReachesExactlyOneObserverInO
   }
   for (int which = 1; which < kObservers; ++which) {
     const uint64_t before = log->Head().seq;
-    if (!testing::WaitFor([&] { return log->Head().seq >= before + 500; })) {
+    if (!WaitFor([&] { return log->Head().seq >= before + 500; })) {
       ADD_FAILURE() << "the appends stalled before observer " << which;
       break;
     }
@@ -515,4 +510,4 @@ TEST(EventLog, TimestampsComeFromTheClockAndNeverGoBack) {
 }
 
 }  // namespace
-}  // namespace shardledger
+}  // namespace shardledger::testing
