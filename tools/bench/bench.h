@@ -17,6 +17,9 @@ namespace shardledger::bench {
 struct Settings {
   std::string dir;      // scratch directory on the disk under test
   double seconds = 3;   // how long each timed figure runs
+  // Append figures: the length of one timed slice of one side; `seconds` is split into
+  // rounds of a raw slice and a ledger slice of about this length.
+  double slice = 0.5;
   std::string only;     // run only the figure of this name (and its baseline); empty: all
   // Append figures: skip the warm-up that brings each database (ours and the raw baseline's)
   // to its steady state before it is timed. For comparison with figures measured before

@@ -4,7 +4,9 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <thread>
@@ -59,53 +61,71 @@ std::unique_ptr<rocksdb::DB> OpenRaw(const std::string& dir) {
   return std::unique_ptr<rocksdb::DB>(raw);
 }
 
-// Raw RocksDB: `batch_size` records of `value_size` bytes per WriteBatch, `sync` as given,
-// from one thread, for `seconds`, after the warm-up unless `cold`. Records/s.
-double RawWrites(const std::string& dir, size_t value_size, size_t batch_size, bool sync,
-                 double seconds, bool cold) {
-  auto db = OpenRaw(dir);
-  const std::string value(value_size, 'r');
-  uint64_t seq = 0;
-  auto write = [&](const rocksdb::WriteOptions& options) {
-    rocksdb::WriteBatch batch;
-    for (size_t i = 0; i < batch_size; ++i) batch.Put(BigEndian64(++seq), value);
-    if (!db->Write(options, &batch).ok()) std::exit(1);
-  };
-  if (!cold) {
-    Stopwatch warming;
-    while (seq * value_size < kWarmBytes) write(rocksdb::WriteOptions());
-    Must("settling the raw baseline", SettleRocksDb(*db, {db->DefaultColumnFamily()}));
-    fmt::print(stderr, "  raw baseline warmed up: {} records, flushed ({:.2f} s)\n", seq,
-               warming.Seconds());
+// What one side of an append figure did in its timed slices.
+struct Timed {
+  uint64_t count = 0;  // records (raw) or appends (ledger)
+  double seconds = 0;
+  double Rate() const { return seconds > 0 ? static_cast<double>(count) / seconds : 0; }
+  void Add(const Timed& slice) {
+    count += slice.count;
+    seconds += slice.seconds;
   }
-  const uint64_t warm = seq;
-  rocksdb::WriteOptions write_options;
-  write_options.sync = sync;
-  Stopwatch clock;
-  while (clock.Seconds() < seconds) write(write_options);
-  return static_cast<double>(seq - warm) / clock.Seconds();
+};
+
+// Whether `db` runs a flush or a compaction, or has one waiting (over all its families).
+bool Busy(rocksdb::DB& db) {
+  uint64_t flushes = 0, compactions = 0, compaction_pending = 0, flush_pending = 0;
+  if (!db.GetIntProperty(rocksdb::DB::Properties::kNumRunningFlushes, &flushes) ||
+      !db.GetIntProperty(rocksdb::DB::Properties::kNumRunningCompactions, &compactions) ||
+      !db.GetAggregatedIntProperty(rocksdb::DB::Properties::kCompactionPending,
+                                   &compaction_pending) ||
+      !db.GetAggregatedIntProperty(rocksdb::DB::Properties::kMemTableFlushPending,
+                                   &flush_pending)) {
+    Die("reading RocksDB's background work", Status(ErrorCode::kIoError, "property not reported"));
+  }
+  return flushes + compactions + compaction_pending + flush_pending > 0;
 }
 
-// Opens a log for an append figure and, unless `cold`, warms it up as RawWrites does its
-// database: the same bytes of records in 256-event appends over the clients' 64 streams
-// (ids of their own), then flushed and settled.
-std::unique_ptr<EventLog> OpenOrExit(const std::string& dir, Durability durability, bool cold) {
-  auto log = Must("open", EventLog::Open(dir, EventLogOptions{.durability = durability}));
-  if (!cold) {
+// The raw baseline of an append figure: one RocksDB database with `batch_size` records of
+// `value_size` bytes per WriteBatch, written from one thread, `sync` as given.
+class RawSide {
+ public:
+  RawSide(const std::string& dir, size_t value_size, size_t batch_size, bool sync, bool cold)
+      : db_(OpenRaw(dir)), value_(value_size, 'r'), batch_size_(batch_size) {
+    options_.sync = sync;
+    if (cold) return;
+    // With its timed writes' options, as the log warms up with its own durability: a durable
+    // warm-up keeps the disk syncing up to the timed part, on both sides.
     Stopwatch warming;
-    constexpr size_t kEvents = 256;
-    const uint64_t appends = kWarmBytes / (RecordSize() * kEvents) + 1;
-    std::vector<BenchClient> clients;
-    for (int w = 0; w < 64; ++w) clients.emplace_back(w);
-    for (uint64_t i = 0; i < appends; ++i) {
-      Must("warm-up append", log->Append(clients[i % clients.size()].Next(kEvents)));
-    }
-    Must("settling the log", log->SettleStorage());
-    fmt::print(stderr, "  ledger warmed up: {} records, flushed ({:.2f} s)\n", appends * kEvents,
+    while (seq_ * value_size < kWarmBytes) Write(options_);
+    Must("settling the raw baseline", SettleRocksDb(*db_, {db_->DefaultColumnFamily()}));
+    fmt::print(stderr, "  raw baseline warmed up: {} records, flushed ({:.2f} s)\n", seq_,
                warming.Seconds());
   }
-  return log;
-}
+
+  Timed Run(double seconds) {
+    const uint64_t start = seq_;
+    Stopwatch clock;
+    while (clock.Seconds() < seconds) Write(options_);
+    return Timed{seq_ - start, clock.Seconds()};
+  }
+
+  rocksdb::DB& db() { return *db_; }
+
+ private:
+  void Write(const rocksdb::WriteOptions& options) {
+    rocksdb::WriteBatch batch;
+    for (size_t i = 0; i < batch_size_; ++i) batch.Put(BigEndian64(++seq_), value_);
+    rocksdb::Status s = db_->Write(options, &batch);
+    if (!s.ok()) Die("raw baseline write", Status(ErrorCode::kIoError, s.ToString()));
+  }
+
+  std::unique_ptr<rocksdb::DB> db_;
+  const std::string value_;
+  const size_t batch_size_;
+  rocksdb::WriteOptions options_;
+  uint64_t seq_ = 0;
+};
 
 AppendBatch BenchBatch(int writer, uint64_t i) {
   AppendBatch batch;
@@ -137,8 +157,12 @@ LogStats Since(const LogStats& before, LogStats now) {
   return now;
 }
 
-void ReportGroups(const EventLog& log, const LogStats& before, const char* how) {
-  const LogStats stats = Since(before, log.Stats());
+double PerSync(const LogStats& stats) {
+  return static_cast<double>(stats.sync_ns) / 1000.0 /
+         static_cast<double>(std::max<uint64_t>(1, stats.syncs));
+}
+
+void ReportGroups(const LogStats& stats, const std::string& how) {
   fmt::print(stderr,
              "  {}: {} appends in {} groups ({:.1f} per group), {} fsyncs ({:.1f} appends and "
              "{:.0f} us each)\n",
@@ -146,7 +170,7 @@ void ReportGroups(const EventLog& log, const LogStats& before, const char* how) 
              static_cast<double>(stats.appends) / static_cast<double>(std::max<uint64_t>(1, stats.groups)),
              stats.syncs,
              static_cast<double>(stats.appends) / static_cast<double>(std::max<uint64_t>(1, stats.syncs)),
-             static_cast<double>(stats.sync_ns) / 1000.0 / static_cast<double>(std::max<uint64_t>(1, stats.syncs)));
+             PerSync(stats));
   const double appends = static_cast<double>(std::max<uint64_t>(1, stats.appends));
   const double timed = static_cast<double>(std::max<uint64_t>(1, stats.write_timed_appends));
   fmt::print(stderr, "    CPU per append: writer thread {:.2f} us, sync thread {:.2f} us\n",
@@ -169,70 +193,104 @@ void ReportGroups(const EventLog& log, const LogStats& before, const char* how) 
              prefill.failures > 0 ? "; failed: " : "", prefill.last_failure);
 }
 
-// `writers` OS threads, each appending one-event batches with the blocking Append.
-double ThreadedAppends(const std::string& dir, Durability durability, int writers, double seconds,
-                       bool cold) {
-  auto log = OpenOrExit(dir, durability, cold);
-  const LogStats before = log->Stats();
-  std::atomic<uint64_t> appended{0};
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> threads;
-  Stopwatch clock;
-  for (int t = 0; t < writers; ++t) {
-    threads.emplace_back([&, t] {
-      for (uint64_t i = 0; !stop.load(std::memory_order_relaxed); ++i) {
-        auto result = log->Append(BenchBatch(t, i));
-        if (!result.ok()) {
-          fmt::print(stderr, "append failed: {}\n", result.status().ToString());
-          std::exit(1);
-        }
-        appended.fetch_add(1, std::memory_order_relaxed);
+// The ledger's side of an append figure: one log, opened and (unless `cold`) warmed up as
+// RawSide does its database — the same bytes of records in 256-event appends over the
+// clients' 64 streams (ids of their own), then flushed and settled — and timed in slices.
+// The clients, and so their ids, last for the whole figure: every timed append is new.
+class LedgerSide {
+ public:
+  LedgerSide(const std::string& dir, Durability durability, int writers, bool threads, bool cold)
+      : log_(Must("open", EventLog::Open(dir, EventLogOptions{.durability = durability}))),
+        writers_(writers),
+        threads_(threads) {
+    for (int w = 0; w < std::max(writers, 64); ++w) clients_.emplace_back(w);
+    if (!cold) {
+      Stopwatch warming;
+      constexpr size_t kEvents = 256;
+      const uint64_t appends = kWarmBytes / (RecordSize() * kEvents) + 1;
+      for (uint64_t i = 0; i < appends; ++i) {
+        Must("warm-up append", log_->Append(clients_[i % 64].Next(kEvents)));
       }
-    });
+      Must("settling the log", log_->SettleStorage());
+      fmt::print(stderr, "  ledger warmed up: {} records, flushed ({:.2f} s)\n",
+                 appends * kEvents, warming.Seconds());
+    }
+    start_ = log_->Stats();
   }
-  while (clock.Seconds() < seconds) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  stop = true;
-  for (auto& t : threads) t.join();
-  const double rate = static_cast<double>(appended.load()) / clock.Seconds();
-  ReportGroups(*log, before,
-               fmt::format("{} threads, {}", writers, DurabilityName(durability)).c_str());
-  return rate;
-}
 
-// `writers` concurrent clients, each keeping one append in flight with AppendAsync and
-// issuing the next from the last one's callback, on the log's sync thread. (The RPC server's
-// workers call the blocking Append instead: that is the `_64_threads` figure's shape.)
-double ClientAppends(const std::string& dir, Durability durability, int writers, double seconds,
-                     bool cold) {
-  auto log = OpenOrExit(dir, durability, cold);
-  const LogStats before = log->Stats();
-  std::atomic<uint64_t> appended{0};
-  std::atomic<int> in_flight{0};
-  std::atomic<bool> stop{false};
-  std::vector<BenchClient> clients;
-  for (int w = 0; w < writers; ++w) clients.emplace_back(w);
-  std::function<void(int)> issue = [&](int writer) {
-    in_flight.fetch_add(1);
-    log->AppendAsync(clients[writer].Next(), [&, writer](Result<AppendResult> r) {
-      if (!r.ok()) {
-        fmt::print(stderr, "append failed: {}\n", r.status().ToString());
-        std::exit(1);
-      }
-      appended.fetch_add(1, std::memory_order_relaxed);
-      if (!stop.load(std::memory_order_relaxed)) issue(writer);
-      in_flight.fetch_sub(1);
-    });
-  };
-  Stopwatch clock;
-  for (int w = 0; w < writers; ++w) issue(w);
-  while (clock.Seconds() < seconds) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  stop = true;
-  const double elapsed = clock.Seconds();
-  const uint64_t count = appended.load();
-  while (in_flight.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  ReportGroups(*log, before,
-               fmt::format("{} clients, {}", writers, DurabilityName(durability)).c_str());
-  return static_cast<double>(count) / elapsed;
+  Timed Run(double seconds) { return threads_ ? RunThreads(seconds) : RunClients(seconds); }
+
+  EventLog& log() { return *log_; }
+  // What the log did in the timed slices and the waits between them, the warm-up left out.
+  LogStats Stats() const { return Since(start_, log_->Stats()); }
+
+ private:
+  // `writers_` OS threads, each appending one-event batches with the blocking Append.
+  Timed RunThreads(double seconds) {
+    std::atomic<uint64_t> appended{0};
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> threads;
+    Stopwatch clock;
+    for (int t = 0; t < writers_; ++t) {
+      threads.emplace_back([&, t] {
+        for (uint64_t i = 0; !stop.load(std::memory_order_relaxed); ++i) {
+          Must("append", log_->Append(BenchBatch(t, i)));
+          appended.fetch_add(1, std::memory_order_relaxed);
+        }
+      });
+    }
+    while (clock.Seconds() < seconds) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    stop = true;
+    for (auto& t : threads) t.join();
+    return Timed{appended.load(), clock.Seconds()};
+  }
+
+  // `writers_` concurrent clients, each keeping one append in flight with AppendAsync and
+  // issuing the next from the last one's callback, on the log's sync thread. (The RPC
+  // server's workers call the blocking Append instead: that is the `_64_threads` figure's
+  // shape.) Appends still in flight at the end are waited for, not counted.
+  Timed RunClients(double seconds) {
+    std::atomic<uint64_t> appended{0};
+    std::atomic<int> in_flight{0};
+    std::atomic<bool> stop{false};
+    std::function<void(int)> issue = [&](int writer) {
+      in_flight.fetch_add(1);
+      log_->AppendAsync(clients_[writer].Next(), [&, writer](Result<AppendResult> r) {
+        if (!r.ok()) Die("append", r.status());
+        appended.fetch_add(1, std::memory_order_relaxed);
+        if (!stop.load(std::memory_order_relaxed)) issue(writer);
+        in_flight.fetch_sub(1);
+      });
+    };
+    Stopwatch clock;
+    for (int w = 0; w < writers_; ++w) issue(w);
+    while (clock.Seconds() < seconds) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    stop = true;
+    const Timed timed{appended.load(), clock.Seconds()};
+    while (in_flight.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return timed;
+  }
+
+  std::unique_ptr<EventLog> log_;
+  const int writers_;
+  const bool threads_;
+  std::vector<BenchClient> clients_;
+  LogStats start_;
+};
+
+// Waits until neither database has background work left from the slice before: no flush or
+// compaction running or waiting, and no zeros being written ahead of the log's write-ahead
+// log (its count of zeros the same over 20 ms). Returns the seconds waited. Without it the
+// flush that one side's slice set off would run in the other side's slice.
+double WaitForQuiet(rocksdb::DB& raw, EventLog& log) {
+  Stopwatch waited;
+  uint64_t filled = log.Stats().wal_prefill.bytes_filled;
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const uint64_t now = log.Stats().wal_prefill.bytes_filled;
+    if (now == filled && !Busy(raw) && !Busy(*log.db())) return waited.Seconds();
+    filled = now;
+  }
 }
 
 }  // namespace
@@ -247,10 +305,13 @@ int RunAppendBench(const Settings& settings) {
     int writers;
     bool threads;
   };
-  // The disk's fsync time drifts over seconds, so each figure alternates three slices of the
-  // raw baseline with three of the ledger and compares the totals.
-  constexpr int kSlices = 3;
-  const double slice = settings.seconds / kSlices;
+  // The disk's fsync time drifts over seconds, in phases that may last a second or two. So
+  // each figure keeps both databases open and alternates short slices of the raw baseline
+  // and the ledger (raw first in even rounds, the ledger first in odd ones), each slice
+  // starting when both databases are quiet; the figure compares the totals. A slow phase of
+  // the disk then falls on both sides.
+  const int rounds = std::max(1, static_cast<int>(std::lround(settings.seconds / settings.slice)));
+  const double slice = settings.seconds / rounds;
   for (const Run& run : {Run{"durable_append_1", Durability::kDurable, 1, true},
                          Run{"durable_append_64", Durability::kDurable, 64, false},
                          Run{"durable_append_64_threads", Durability::kDurable, 64, true},
@@ -258,19 +319,38 @@ int RunAppendBench(const Settings& settings) {
                          Run{"buffered_append_1", Durability::kBuffered, 1, true}}) {
     if (!settings.Wants(run.figure)) continue;
     const bool durable = run.durability == Durability::kDurable;
-    double raw = 0, ours = 0;
-    for (int i = 0; i < kSlices; ++i) {
-      // Baselines: durable — sync=true WriteBatches of 64 records; buffered — sync=false puts.
-      const double raw_slice =
-          RawWrites(ScratchDir(settings, "raw"), record_size, durable ? 64 : 1, durable, slice,
+    // Baselines: durable — sync=true WriteBatches of 64 records; buffered — sync=false puts.
+    RawSide raw(ScratchDir(settings, "raw"), record_size, durable ? 64 : 1, durable,
+                settings.cold);
+    LedgerSide ours(ScratchDir(settings, run.figure), run.durability, run.writers, run.threads,
                     settings.cold);
-      fmt::print(stderr, "  raw baseline: {:.0f} records/s\n", raw_slice);
-      raw += raw_slice;
-      const std::string dir = ScratchDir(settings, run.figure);
-      ours += run.threads ? ThreadedAppends(dir, run.durability, run.writers, slice, settings.cold)
-                          : ClientAppends(dir, run.durability, run.writers, slice, settings.cold);
+    Timed raw_total, ours_total;
+    double quiet_wait = 0;
+    for (int round = 0; round < rounds; ++round) {
+      const LogStats before = ours.log().Stats();
+      Timed raw_slice, ours_slice;
+      for (int side = 0; side < 2; ++side) {
+        quiet_wait += WaitForQuiet(raw.db(), ours.log());
+        if ((side == 0) == (round % 2 == 0)) {
+          raw_slice = raw.Run(slice);
+        } else {
+          ours_slice = ours.Run(slice);
+        }
+      }
+      raw_total.Add(raw_slice);
+      ours_total.Add(ours_slice);
+      const LogStats stats = Since(before, ours.log().Stats());
+      fmt::print(stderr, "  round {}: raw baseline {:.0f} records/s; ledger {:.0f} appends/s",
+                 round + 1, raw_slice.Rate(), ours_slice.Rate());
+      if (durable) fmt::print(stderr, ", {:.0f} us per fsync", PerSync(stats));
+      fmt::print(stderr, "\n");
     }
-    PrintFigure(run.figure, "appends/s", ours / kSlices, raw / kSlices);
+    ReportGroups(ours.Stats(),
+                 fmt::format("{} {}, {}", run.writers, run.threads ? "threads" : "clients",
+                             DurabilityName(run.durability)));
+    fmt::print(stderr, "  {} rounds of {:.2f} s a side; {:.2f} s waited for quiet databases\n",
+               rounds, slice, quiet_wait);
+    PrintFigure(run.figure, "appends/s", ours_total.Rate(), raw_total.Rate());
   }
   return 0;
 }

@@ -56,6 +56,9 @@ int main(int argc, char** argv) {
   app.add_option("--dir", settings.dir, "scratch directory (on the disk under test)");
   app.add_option("--seconds", settings.seconds, "duration of each timed figure")
       ->check(CLI::PositiveNumber);
+  app.add_option("--slice", settings.slice,
+                 "append figures: seconds of one timed slice; sides alternate slice by slice")
+      ->check(CLI::PositiveNumber);
   app.add_option("--only", settings.only, "run only this figure");
   app.add_flag("--cold", settings.cold,
                "append figures: time fresh databases, without the warm-up to steady state");
