@@ -60,9 +60,11 @@ TEST(Bench, AnAppendFigureIsOneJsonLineAgainstItsBaselineTimedAfterTheWarmUp) {
   const std::vector<json> lines = JsonLines(ran.out);
   ASSERT_EQ(lines.size(), 1u) << ran.out;
   ExpectFigureAgainstBaseline(lines[0], "durable_append_64");
-  // One database a side, warmed up once, then timed in rounds of a slice a side.
+  // One database a side, warmed up and run in once, then timed in rounds of a slice a side.
   EXPECT_EQ(Count(ran.err, "raw baseline warmed up:"), 1u) << ran.err;
   EXPECT_EQ(Count(ran.err, "ledger warmed up:"), 1u) << ran.err;
+  EXPECT_EQ(Count(ran.err, "raw baseline run in:"), 1u) << ran.err;
+  EXPECT_EQ(Count(ran.err, "ledger run in:"), 1u) << ran.err;
   EXPECT_EQ(Count(ran.err, "  round "), 1u) << ran.err;
 }
 
@@ -93,6 +95,7 @@ TEST(Bench, ColdTimesFreshDatabases) {
   ASSERT_EQ(lines.size(), 1u) << ran.out;
   ExpectFigureAgainstBaseline(lines[0], "buffered_append");
   EXPECT_EQ(Count(ran.err, "warmed up"), 0u) << ran.err;
+  EXPECT_EQ(Count(ran.err, "run in"), 0u) << ran.err;
 }
 
 }  // namespace
