@@ -80,6 +80,8 @@ class BenchClient {
 
 // Prints `what` and the error on stderr and exits 1: a bench cannot go on past a failed step.
 [[noreturn]] void Die(const std::string& what, const Status& status);
+// The same for a step that went wrong without a Status (a count that does not add up).
+[[noreturn]] void Fail(const std::string& what);
 inline void Must(const std::string& what, const Status& status) {
   if (!status.ok()) Die(what, status);
 }

@@ -10,12 +10,8 @@
 namespace shardledger::bench {
 
 int RunJobsBench(const Settings& settings, uint64_t internal_ids) {
-  auto opened = Ledger::Open(ScratchDir(settings, "jobs"), LedgerOptions{});
-  if (!opened.ok()) {
-    fmt::print(stderr, "open failed: {}\n", opened.status().ToString());
-    return 1;
-  }
-  Ledger& ledger = **opened;
+  auto opened = Must("open", Ledger::Open(ScratchDir(settings, "jobs"), LedgerOptions{}));
+  Ledger& ledger = *opened;
   // Five types in dependency order. StateTransition is left out: it runs one at a time in
   // internal-id order, so it measures the chain's latency, not the ledger's throughput.
   const JobType kTypes[] = {JobType::kSnosRun, JobType::kProofCreation, JobType::kProofRegistration,
@@ -56,7 +52,7 @@ int RunJobsBench(const Settings& settings, uint64_t internal_ids) {
     });
   }
   for (auto& t : workers) t.join();
-  if (failed) return 1;
+  if (failed) Fail("a job command failed (above)");
   PrintFigure("job_transitions", "transitions/s",
               static_cast<double>(transitions.load()) / clock.Seconds());
 
@@ -66,7 +62,7 @@ int RunJobsBench(const Settings& settings, uint64_t internal_ids) {
       Stopwatch one;
       const size_t n = ledger.job_views().Read(query);
       micros.push_back(one.Seconds() * 1e6);
-      if (n == 0) std::exit(1);
+      if (n == 0) Fail("a job query found nothing");
     }
     return Percentile(micros, 99);
   };

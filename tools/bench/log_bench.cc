@@ -63,10 +63,7 @@ std::unique_ptr<rocksdb::DB> OpenRaw(const std::string& dir) {
   options.write_buffer_size = 64 << 20;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
-  if (!s.ok()) {
-    fmt::print(stderr, "raw open failed: {}\n", s.ToString());
-    std::exit(1);
-  }
+  if (!s.ok()) Fail("raw baseline open: " + s.ToString());
   return std::unique_ptr<rocksdb::DB>(raw);
 }
 
@@ -90,7 +87,7 @@ bool Busy(rocksdb::DB& db) {
                                    &compaction_pending) ||
       !db.GetAggregatedIntProperty(rocksdb::DB::Properties::kMemTableFlushPending,
                                    &flush_pending)) {
-    Die("reading RocksDB's background work", Status(ErrorCode::kIoError, "property not reported"));
+    Fail("RocksDB does not report its background work");
   }
   return flushes + compactions + compaction_pending + flush_pending > 0;
 }
@@ -126,7 +123,7 @@ class RawSide {
     rocksdb::WriteBatch batch;
     for (size_t i = 0; i < batch_size_; ++i) batch.Put(BigEndian64(++seq_), value_);
     rocksdb::Status s = db_->Write(options, &batch);
-    if (!s.ok()) Die("raw baseline write", Status(ErrorCode::kIoError, s.ToString()));
+    if (!s.ok()) Fail("raw baseline write: " + s.ToString());
   }
 
   std::unique_ptr<rocksdb::DB> db_;
@@ -379,19 +376,17 @@ int RunReadBench(const Settings& settings) {
   constexpr uint64_t kRecords = 300'000;
   const std::string dir = ScratchDir(settings, "read");
   {
-    auto log = EventLog::Open(dir, EventLogOptions{.durability = Durability::kBuffered});
-    if (!log.ok()) return 1;
+    auto log = Must("open", EventLog::Open(dir, EventLogOptions{.durability = Durability::kBuffered}));
     for (uint64_t i = 0; i < kRecords; i += 1000) {
       AppendBatch batch;
       for (uint64_t j = 0; j < 1000; ++j) {
         batch.events.push_back(NewEvent{RandomId128(), "bench/" + std::to_string(j % 64),
                                         Payload200(i + j)});
       }
-      if (!(*log)->Append(std::move(batch)).ok()) return 1;
+      Must("append", log->Append(std::move(batch)));
     }
   }
-  auto log = EventLog::Open(dir, {});
-  if (!log.ok()) return 1;
+  auto log = Must("reopen", EventLog::Open(dir, {}));
   auto best_of = [&](auto&& run) {
     double best = 0;
     for (int round = 0; round < 3; ++round) best = std::max(best, run());
@@ -401,13 +396,15 @@ int RunReadBench(const Settings& settings) {
   const double raw = best_of([&] {
     Stopwatch clock;
     std::unique_ptr<rocksdb::Iterator> it(
-        (*log)->db()->NewIterator(rocksdb::ReadOptions(), (*log)->ColumnFamily("log")));
+        log->db()->NewIterator(rocksdb::ReadOptions(), log->ColumnFamily("log")));
     uint64_t n = 0, bytes = 0;
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       bytes += it->key().size() + it->value().size();
       ++n;
     }
-    if (n != kRecords || bytes == 0) std::exit(1);
+    if (n != kRecords || bytes == 0) {
+      Fail(fmt::format("raw iteration saw {} records of {} bytes, not {}", n, bytes, kRecords));
+    }
     return static_cast<double>(n) / clock.Seconds();
   });
   constexpr size_t kChunk = 10'000;
@@ -415,11 +412,11 @@ int RunReadBench(const Settings& settings) {
     Stopwatch clock;
     uint64_t n = 0;
     for (uint64_t from = 1; from <= kRecords; from += kChunk) {
-      auto chunk = (*log)->ReadRangeBytes(from, from + kChunk - 1);
-      if (!chunk.ok()) std::exit(1);
+      auto chunk = log->ReadRangeBytes(from, from + kChunk - 1);
+      if (!chunk.ok()) Die("read range", chunk.status());
       n += chunk->size();
     }
-    if (n != kRecords) std::exit(1);
+    if (n != kRecords) Fail(fmt::format("read {} records, not {}", n, kRecords));
     return static_cast<double>(n) / clock.Seconds();
   });
   PrintFigure("read_range", "records/s", ours, raw);
@@ -427,8 +424,8 @@ int RunReadBench(const Settings& settings) {
     Stopwatch clock;
     uint64_t n = 0;
     for (uint64_t from = 1; from <= kRecords; from += kChunk) {
-      auto chunk = (*log)->ReadRange(from, from + kChunk - 1);
-      if (!chunk.ok()) std::exit(1);
+      auto chunk = log->ReadRange(from, from + kChunk - 1);
+      if (!chunk.ok()) Die("read range", chunk.status());
       n += chunk->size();
     }
     return static_cast<double>(n) / clock.Seconds();

@@ -34,7 +34,11 @@ double Percentile(std::vector<double>& samples, double p) {
 }
 
 void Die(const std::string& what, const Status& status) {
-  fmt::print(stderr, "{}: {}\n", what, status.ToString());
+  Fail(fmt::format("{}: {}", what, status.ToString()));
+}
+
+void Fail(const std::string& what) {
+  fmt::print(stderr, "{}\n", what);
   std::exit(1);
 }
 

@@ -11,13 +11,9 @@ namespace shardledger::bench {
 
 int RunRoutingBench(const Settings& settings, size_t workflows) {
   constexpr uint32_t kFrom = 4;
-  auto opened = Ledger::Open(ScratchDir(settings, "routing"), LedgerOptions{});
-  if (!opened.ok()) {
-    fmt::print(stderr, "open failed: {}\n", opened.status().ToString());
-    return 1;
-  }
-  Ledger& ledger = **opened;
-  if (!ledger.SetShardCount(kFrom, "bench setup").ok()) return 1;
+  auto opened = Must("open", Ledger::Open(ScratchDir(settings, "routing"), LedgerOptions{}));
+  Ledger& ledger = *opened;
+  Must("set-up shard count", ledger.SetShardCount(kFrom, "bench setup"));
 
   std::mt19937_64 rng(7);
   std::vector<std::string> ids(workflows);
@@ -29,11 +25,7 @@ int RunRoutingBench(const Settings& settings, size_t workflows) {
   for (size_t from = 0; from < ids.size(); from += kChunk) {
     std::vector<std::string> chunk(ids.begin() + from,
                                    ids.begin() + std::min(ids.size(), from + kChunk));
-    auto result = ledger.RegisterWorkflows(chunk);
-    if (!result.ok()) {
-      fmt::print(stderr, "register failed: {}\n", result.status().ToString());
-      return 1;
-    }
+    Must("register", ledger.RegisterWorkflows(chunk));
   }
   PrintFigure("register_workflows", "events/s",
               static_cast<double>(ids.size()) / registering.Seconds());
@@ -41,17 +33,11 @@ int RunRoutingBench(const Settings& settings, size_t workflows) {
   // N -> N+1: decided, appended and durable (the call returns after the fsync), on a ledger
   // at rest: registration's memtables flushed and no compaction running, as a platform that
   // registered its workflows over hours would be when the scaler decides.
-  if (Status settled = ledger.log().SettleStorage(); !settled.ok()) {
-    fmt::print(stderr, "settling storage failed: {}\n", settled.ToString());
-    return 1;
-  }
+  Must("settling storage", ledger.log().SettleStorage());
   Stopwatch growing;
   auto grown = ledger.SetShardCount(kFrom + 1, "bench scale up");
   const double grow_seconds = growing.Seconds();
-  if (!grown.ok()) {
-    fmt::print(stderr, "set shard count failed: {}\n", grown.status().ToString());
-    return 1;
-  }
+  if (!grown.ok()) Die("set shard count", grown.status());
   PrintFigure("set_shard_count", "s", grow_seconds);
   const double moved = static_cast<double>(ledger.shard_map().Routing().moving);
   PrintFigure("moved_fraction", "fraction", moved / static_cast<double>(ids.size()),
@@ -70,15 +56,16 @@ int RunRoutingBench(const Settings& settings, size_t workflows) {
       return n;
     });
     micros.push_back(lookup.Seconds() * 1e6);
-    if (found != batch.size()) return 1;
+    if (found != batch.size()) {
+      Fail(fmt::format("lookup found {} of {} registered ids", found, batch.size()));
+    }
   }
   PrintFigure("lookup_1000_p50", "us", Percentile(micros, 50));
   PrintFigure("lookup_1000_p99", "us", Percentile(micros, 99));
 
-  auto bytes = ledger.shard_map().PersistedBytes();
-  if (!bytes.ok()) return 1;
+  const auto bytes = Must("persisted bytes", ledger.shard_map().PersistedBytes());
   PrintFigure("bytes_per_workflow", "bytes",
-              static_cast<double>(*bytes) / static_cast<double>(ids.size()));
+              static_cast<double>(bytes) / static_cast<double>(ids.size()));
   return 0;
 }
 
