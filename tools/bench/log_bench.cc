@@ -38,7 +38,7 @@ constexpr uint64_t kWarmBytes = uint64_t{80} << 20;  // 1.25 write buffers of 64
 
 // The warm-up ends with a flush that frees the last memtable, and glibc hands that memory
 // back to the kernel (it sits at the top of the heap). The raw baseline's next memtable then
-// faults its pages in again, and runs at ~0.75 of its later rate until it is switched (the
+// faults its pages in again, and runs at ~0.7 of its later rate until it is switched (the
 // ledger keeps its memtables' huge pages and does not slow so). So after the warm-up each side
 // runs, untimed, as it will be timed, until it has written a write buffer's worth or for
 // kRunInSeconds: the timed part starts from each side's steady state.
