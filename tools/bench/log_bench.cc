@@ -100,8 +100,8 @@ class RawSide {
       : db_(OpenRaw(dir)), value_(value_size, 'r'), batch_size_(batch_size) {
     options_.sync = sync;
     if (cold) return;
-    // With its timed writes' options, as the log warms up with its own durability: a durable
-    // warm-up keeps the disk syncing up to the timed part, on both sides.
+    // With its timed writes' options, as the log warms up with its own durability: both
+    // sides' warm-ups write as the sides will be timed.
     Stopwatch warming;
     while (seq_ * value_size < kWarmBytes) Write(options_);
     Must("settling the raw baseline", SettleRocksDb(*db_, {db_->DefaultColumnFamily()}));
