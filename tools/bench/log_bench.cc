@@ -36,10 +36,11 @@ namespace {
 // (docs/BENCHMARKS.md, "stop 35").
 constexpr uint64_t kWarmBytes = uint64_t{80} << 20;  // 1.25 write buffers of 64 MiB
 
-// The warm-up ends with a flush that frees the last memtable, and glibc hands that memory
-// back to the kernel (it sits at the top of the heap). The raw baseline's next memtable then
-// faults its pages in again, and runs at ~0.7 of its later rate until it is switched (the
-// ledger keeps its memtables' huge pages and does not slow so). So after the warm-up each side
+// After the warm-up's flush the raw baseline's next memtable runs at ~0.7 of its later rate
+// until it is switched, most likely because glibc handed the flushed memtable's memory back
+// to the kernel and the new one faults its pages in again (with glibc's trim and mmap
+// thresholds raised it runs at full rate at once; the ledger keeps its memtables' huge pages
+// and does not slow so). So after the warm-up each side
 // runs, untimed, as it will be timed, until it has written a write buffer's worth or for
 // kRunInSeconds: the timed part starts from each side's steady state.
 constexpr uint64_t kRunInBytes = uint64_t{64} << 20;
