@@ -338,7 +338,8 @@ int RunAppendBench(const Settings& settings) {
     LedgerSide ours(ScratchDir(settings, run.figure), run.durability, run.writers, run.threads,
                     settings.cold);
     if (!settings.cold) {
-      RunIn("raw baseline", "records", record_size, [&](double seconds) { return raw.Run(seconds); });
+      RunIn("raw baseline", "records", record_size,
+            [&](double seconds) { return raw.Run(seconds); });
       RunIn("ledger", "appends", record_size, [&](double seconds) { return ours.Run(seconds); });
     }
     const LogStats timed_start = ours.log().Stats();
@@ -377,7 +378,8 @@ int RunReadBench(const Settings& settings) {
   constexpr uint64_t kRecords = 300'000;
   const std::string dir = ScratchDir(settings, "read");
   {
-    auto log = Must("open", EventLog::Open(dir, EventLogOptions{.durability = Durability::kBuffered}));
+    auto log =
+        Must("open", EventLog::Open(dir, EventLogOptions{.durability = Durability::kBuffered}));
     for (uint64_t i = 0; i < kRecords; i += 1000) {
       AppendBatch batch;
       for (uint64_t j = 0; j < 1000; ++j) {

@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--only", settings.only, "run only this figure");
   app.add_flag("--cold", settings.cold,
-               "append figures: time fresh databases, without the warm-up and run-in to steady state");
+               "append figures: time fresh databases, without the warm-up and run-in");
   int rc = 0;
   app.add_subcommand("append", "durable and buffered append throughput")->callback([&] {
     rc = RunAppendBench(settings);
