@@ -68,10 +68,15 @@ void Write(const TransitionCompleted& e, s::Payload::Builder p) {
   b.setShardCount(e.shard_count);
   b.setTimedOut(e.timed_out);
 }
-void Write(const JobCreated& e, s::Payload::Builder p) {
-  auto b = p.initJobCreated();
+// Every job event's builder starts with its job's id and type.
+template <typename Builder, typename JobEvent>
+Builder WithJob(Builder b, const JobEvent& e) {
   b.setJobId(AsText(e.job_id));
   b.setJobType(ToSchema(e.job_type));
+  return b;
+}
+void Write(const JobCreated& e, s::Payload::Builder p) {
+  auto b = WithJob(p.initJobCreated(), e);
   b.setInternalId(e.internal_id);
   auto md = b.initMetadata(static_cast<unsigned>(e.metadata.size()));
   for (unsigned i = 0; i < md.size(); ++i) {
@@ -80,18 +85,14 @@ void Write(const JobCreated& e, s::Payload::Builder p) {
   }
 }
 void Write(const JobClaimed& e, s::Payload::Builder p) {
-  auto b = p.initJobClaimed();
-  b.setJobId(AsText(e.job_id));
-  b.setJobType(ToSchema(e.job_type));
+  auto b = WithJob(p.initJobClaimed(), e);
   b.setWorker(AsText(e.worker));
   b.setFencingToken(e.fencing_token);
   b.setLeaseExpiresAtNs(e.lease_expires_at_ns);
   b.setProcessAttempt(e.process_attempt);
 }
 void Write(const JobProcessingCompleted& e, s::Payload::Builder p) {
-  auto b = p.initJobProcessingCompleted();
-  b.setJobId(AsText(e.job_id));
-  b.setJobType(ToSchema(e.job_type));
+  auto b = WithJob(p.initJobProcessingCompleted(), e);
   b.setFencingToken(e.fencing_token);
   auto x = b.initExternalId();
   if (const auto* text = std::get_if<std::string>(&e.external_id)) {
@@ -103,53 +104,37 @@ void Write(const JobProcessingCompleted& e, s::Payload::Builder p) {
   }
 }
 void Write(const JobVerified& e, s::Payload::Builder p) {
-  auto b = p.initJobVerified();
-  b.setJobId(AsText(e.job_id));
-  b.setJobType(ToSchema(e.job_type));
+  auto b = WithJob(p.initJobVerified(), e);
   b.setVerificationAttempt(e.verification_attempt);
 }
 void Write(const JobVerificationRejected& e, s::Payload::Builder p) {
-  auto b = p.initJobVerificationRejected();
-  b.setJobId(AsText(e.job_id));
-  b.setJobType(ToSchema(e.job_type));
+  auto b = WithJob(p.initJobVerificationRejected(), e);
   b.setReason(AsText(e.reason));
   b.setVerificationAttempt(e.verification_attempt);
   b.setFailed(e.failed);
 }
 void Write(const JobVerificationPending& e, s::Payload::Builder p) {
-  auto b = p.initJobVerificationPending();
-  b.setJobId(AsText(e.job_id));
-  b.setJobType(ToSchema(e.job_type));
+  auto b = WithJob(p.initJobVerificationPending(), e);
   b.setVerificationAttempt(e.verification_attempt);
   b.setNextCheckAtNs(e.next_check_at_ns);
 }
 void Write(const JobVerificationTimedOut& e, s::Payload::Builder p) {
-  auto b = p.initJobVerificationTimedOut();
-  b.setJobId(AsText(e.job_id));
-  b.setJobType(ToSchema(e.job_type));
+  auto b = WithJob(p.initJobVerificationTimedOut(), e);
   b.setVerificationAttempt(e.verification_attempt);
 }
 void Write(const JobFailed& e, s::Payload::Builder p) {
-  auto b = p.initJobFailed();
-  b.setJobId(AsText(e.job_id));
-  b.setJobType(ToSchema(e.job_type));
+  auto b = WithJob(p.initJobFailed(), e);
   b.setReason(AsText(e.reason));
   b.setFencingToken(e.fencing_token);
 }
 void Write(const JobRetried& e, s::Payload::Builder p) {
-  auto b = p.initJobRetried();
-  b.setJobId(AsText(e.job_id));
-  b.setJobType(ToSchema(e.job_type));
+  WithJob(p.initJobRetried(), e);
 }
 void Write(const JobVerificationRequeued& e, s::Payload::Builder p) {
-  auto b = p.initJobVerificationRequeued();
-  b.setJobId(AsText(e.job_id));
-  b.setJobType(ToSchema(e.job_type));
+  WithJob(p.initJobVerificationRequeued(), e);
 }
 void Write(const JobClaimExpired& e, s::Payload::Builder p) {
-  auto b = p.initJobClaimExpired();
-  b.setJobId(AsText(e.job_id));
-  b.setJobType(ToSchema(e.job_type));
+  auto b = WithJob(p.initJobClaimExpired(), e);
   b.setWorker(AsText(e.worker));
   b.setFencingToken(e.fencing_token);
 }
