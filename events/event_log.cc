@@ -51,27 +51,6 @@ class StreamOfKey : public rocksdb::SliceTransform {
   bool InDomain(const rocksdb::Slice& key) const override { return key.size() > 9; }
 };
 
-// The `ids` memtable is hashed by id: a bucket holds one id, seldom more. RocksDB's
-// hash-linklist keeps a bucket as a linked list, which suits that (a bucket costs one node),
-// and turns a bucket past kBucketSkipListThreshold keys into a skiplist (of height 12), which
-// keeps a bucket of many keys logarithmic. Skiplist buckets for all (the hash skiplist rep)
-// paid a skiplist head per new id: a 200,000-event append spent a fifth of its memtable time
-// creating them. No bucket statistics go to the info log. The threshold is low because a
-// linked-list insert walks the whole list, and Debian's librocksdb is built with assertions
-// on, so each insert also walks it for `!Contains(key)`: at 256, a busy stream's first 256
-// rows cost ~3 × 128 key comparisons each (when `streams` was on this representation too),
-// and the writer spent a third of its time there (perf, `shardledger-bench --only
-// buffered_append append`). The `streams` memtable is our own (PrefixBucketMemtable, since
-// 2026-12-07): a stream's next version is linked at its bucket's tail without a search.
-constexpr uint32_t kBucketSkipListThreshold = 16;
-
-rocksdb::MemTableRepFactory* HashedMemtable() {
-  return rocksdb::NewHashLinkListRepFactory(size_t{1} << 20, /*huge_page_tlb_size=*/0,
-                                            /*bucket_entries_logging_threshold=*/INT32_MAX,
-                                            /*if_log_bucket_dist_when_flash=*/false,
-                                            kBucketSkipListThreshold);
-}
-
 rocksdb::ColumnFamilyOptions CfOptions(std::string_view name) {
   rocksdb::ColumnFamilyOptions cf;
   rocksdb::BlockBasedTableOptions table;
@@ -86,13 +65,17 @@ rocksdb::ColumnFamilyOptions CfOptions(std::string_view name) {
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   }
   if (name == kIdsCf) {
-    // Event ids are only ever looked up whole: a hashed memtable inserts them without walking
-    // one large skiplist. The hash takes the whole id (16 bytes, every key of the family), not
-    // its first 8 bytes as until 2026-12-07: ids that share their leading bytes (a client's
-    // counter-based ids, UUIDv7s or ULIDs of one instant) piled into one bucket, whose
-    // skiplist every insert then searched twice (docs/event-log.md, "RocksDB settings").
+    // Event ids are only ever looked up whole: a memtable hashed by the whole id (16 bytes,
+    // every key of the family) puts each in a slot of its own, seldom shared, and inserts it
+    // without walking a skiplist. The hash takes all 16 bytes, not the first 8 as until
+    // 2026-12-07: ids that share their leading bytes (a client's counter-based ids, UUIDv7s or
+    // ULIDs of one instant) piled into one bucket. The memtable is our own since the evening
+    // of 2026-12-07 (RocksDB's hash-linklist before): a flush sorts its ids on their bytes in
+    // a flat array, where the hash-linklist built a skiplist of them; RocksDB's flush thread
+    // fell from 18% to 11% of the append bench's samples (docs/event-log.md, "RocksDB
+    // settings").
     cf.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(16));
-    cf.memtable_factory.reset(HashedMemtable());
+    cf.memtable_factory = PrefixBucketMemtable(size_t{1} << 20);
   }
   if (name == kStreamsCf) {
     // Keys of new streams are as random as their names: hash the memtable by stream (256

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "events/huge_page_arena.h"
+#include "events/prefix_bucket_memtable.h"
 #include "tests/test_util.h"
 
 namespace shardledger {
@@ -115,16 +116,16 @@ class HugePageMemtableTest : public ::testing::Test {
     return options;
   }
 
-  // `default`: a skiplist memtable (the log's); `hashed`: a hash-linklist memtable keyed on
-  // the first 4 bytes (as `ids` is). Both in huge pages, 4 MiB write buffers.
+  // `default`: a skiplist memtable (the log's); `hashed`: our prefix-bucket memtable keyed on
+  // the first 4 bytes (as `ids` and `streams` are, on their own prefixes). Both in huge
+  // pages, 4 MiB write buffers.
   static std::vector<rocksdb::ColumnFamilyDescriptor> Families() {
     rocksdb::ColumnFamilyOptions plain;
     plain.write_buffer_size = 4 << 20;
     plain.memtable_factory = HugePageMemtable(std::make_shared<rocksdb::SkipListFactory>());
     rocksdb::ColumnFamilyOptions hashed = plain;
     hashed.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(4));
-    hashed.memtable_factory = HugePageMemtable(
-        std::shared_ptr<rocksdb::MemTableRepFactory>(rocksdb::NewHashLinkListRepFactory(1024)));
+    hashed.memtable_factory = HugePageMemtable(PrefixBucketMemtable(1024));
     return {{rocksdb::kDefaultColumnFamilyName, plain}, {"hashed", hashed}};
   }
 
