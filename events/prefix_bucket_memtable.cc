@@ -118,7 +118,7 @@ class PrefixBucketRep final : public rocksdb::MemTableRep {
 
   void Insert(rocksdb::KeyHandle handle) override {
     // Inserts are serialised: no read-modify-write needed.
-    keys_.store(keys_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    key_count_.store(key_count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     Node* node = static_cast<Node*>(handle);
     Slot& slot = SlotOf(UserKey(node->key()));
     const uintptr_t held = slot.load(std::memory_order_relaxed);
@@ -300,7 +300,7 @@ class PrefixBucketRep final : public rocksdb::MemTableRep {
   const KeyComparator& compare_;
   const rocksdb::SliceTransform* const transform_;
   const size_t slot_count_;
-  std::atomic<size_t> keys_{0};  // keys inserted, for the sorted iterator to size its array
+  std::atomic<size_t> key_count_{0};  // keys inserted, for the sorted iterator to size its array
   Slot* slots_ = nullptr;
   uint64_t random_ = 0x2545f4914f6cdd1dULL;  // the writer's alone, as Allocate is
 };
@@ -356,7 +356,7 @@ class PrefixBucketRep::SortedIterator final : public Iterator {
  public:
   explicit SortedIterator(const PrefixBucketRep& rep) : compare_(rep.compare_) {
     std::vector<Sortable> sortable;
-    sortable.reserve(rep.keys_.load(std::memory_order_relaxed));
+    sortable.reserve(rep.key_count_.load(std::memory_order_relaxed));
     for (size_t i = 0; i < rep.slot_count_; ++i) {
       const uintptr_t held = rep.slots_[i].load(std::memory_order_acquire);
       if (held == 0) continue;
