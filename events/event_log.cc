@@ -309,6 +309,31 @@ LogStats EventLog::Stats() const {
   return stats;
 }
 
+LogStats LogStats::Since(const LogStats& earlier) const {
+  // A counter added to LogStats or WalPrefillReport changes these sizes: add it below too.
+  static_assert(sizeof(WalPrefillReport) == 3 * sizeof(uint64_t) + sizeof(std::string));
+  static_assert(sizeof(LogStats) == 15 * sizeof(uint64_t) + sizeof(WalPrefillReport));
+  LogStats d = *this;
+  d.groups -= earlier.groups;
+  d.appends -= earlier.appends;
+  d.records -= earlier.records;
+  d.syncs -= earlier.syncs;
+  d.sync_ns -= earlier.sync_ns;
+  d.writer_cpu_ns -= earlier.writer_cpu_ns;
+  d.sync_thread_cpu_ns -= earlier.sync_thread_cpu_ns;
+  d.writer_stage_ns -= earlier.writer_stage_ns;
+  d.write_wal_ns -= earlier.write_wal_ns;
+  d.write_memtable_ns -= earlier.write_memtable_ns;
+  d.write_timed_appends -= earlier.write_timed_appends;
+  d.writer_polls -= earlier.writer_polls;
+  d.writer_polls_run_out -= earlier.writer_polls_run_out;
+  d.sync_polls -= earlier.sync_polls;
+  d.sync_polls_run_out -= earlier.sync_polls_run_out;
+  d.wal_prefill.bytes_filled -= earlier.wal_prefill.bytes_filled;
+  d.wal_prefill.writer_waits -= earlier.wal_prefill.writer_waits;
+  return d;
+}
+
 rocksdb::ColumnFamilyHandle* EventLog::ColumnFamily(std::string_view name) const {
   std::lock_guard lock(cf_mu_);
   auto it = by_name_.find(std::string(name));

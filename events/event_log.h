@@ -125,6 +125,11 @@ struct LogStats {
   uint64_t sync_polls = 0;
   uint64_t sync_polls_run_out = 0;
   WalPrefillReport wal_prefill;  // the zeros written ahead of the write-ahead log
+
+  // What the log did between `earlier` (a snapshot of the same log's stats) and these: every
+  // count less its earlier value. The prefill's failures and last failure are kept as they
+  // are: they report the log's state, not an amount of work.
+  LogStats Since(const LogStats& earlier) const;
 };
 
 // A record as the log hands it to its commit observer: durable, in seq order.

@@ -418,6 +418,50 @@ TEST(EventLog, AppendAsyncRejectsAMalformedBatchAtOnce) {
 
 // ---------------------------------------------------------------- the pipeline
 
+// Every count of a LogStats, in one order.
+std::vector<uint64_t*> Counts(LogStats& s) {
+  return {&s.groups,
+          &s.appends,
+          &s.records,
+          &s.syncs,
+          &s.sync_ns,
+          &s.writer_cpu_ns,
+          &s.sync_thread_cpu_ns,
+          &s.writer_stage_ns,
+          &s.write_wal_ns,
+          &s.write_memtable_ns,
+          &s.write_timed_appends,
+          &s.writer_polls,
+          &s.writer_polls_run_out,
+          &s.sync_polls,
+          &s.sync_polls_run_out,
+          &s.wal_prefill.bytes_filled,
+          &s.wal_prefill.writer_waits};
+}
+
+// Since() takes every count's earlier value off, and keeps the prefill's failures as they
+// are. Each count gets a difference of its own, so a count left out, or paired with another
+// count's earlier value, shows.
+TEST(LogStatsTest, SinceTakesEachCountsEarlierValueOff) {
+  LogStats earlier, now;
+  std::vector<uint64_t*> earlier_counts = Counts(earlier), now_counts = Counts(now);
+  for (size_t i = 0; i < now_counts.size(); ++i) {
+    *earlier_counts[i] = 1000 * (i + 1);
+    *now_counts[i] = 1000 * (i + 1) + 3 * i + 1;
+  }
+  earlier.wal_prefill.failures = 1;
+  now.wal_prefill.failures = 2;
+  now.wal_prefill.last_failure = "disk full";
+
+  LogStats since = now.Since(earlier);
+  std::vector<uint64_t*> differences = Counts(since);
+  for (size_t i = 0; i < differences.size(); ++i) {
+    EXPECT_EQ(*differences[i], 3 * i + 1) << "count " << i;
+  }
+  EXPECT_EQ(since.wal_prefill.failures, 2u);
+  EXPECT_EQ(since.wal_prefill.last_failure, "disk full");
+}
+
 TEST(EventLog, StatsCountTheGroupsAndThePipelineThreadsCpu) {
   TempDir dir;
   auto log = OpenLog(dir.path());

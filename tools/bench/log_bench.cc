@@ -140,30 +140,6 @@ AppendBatch BenchBatch(int writer, uint64_t i) {
   return batch;
 }
 
-// What the log did since `before` (the warm-up's counts taken out).
-LogStats Since(const LogStats& before, LogStats now) {
-  for (auto [field, earlier] : {std::pair{&now.groups, before.groups},
-                                {&now.appends, before.appends},
-                                {&now.records, before.records},
-                                {&now.syncs, before.syncs},
-                                {&now.sync_ns, before.sync_ns},
-                                {&now.writer_cpu_ns, before.writer_cpu_ns},
-                                {&now.sync_thread_cpu_ns, before.sync_thread_cpu_ns},
-                                {&now.writer_stage_ns, before.writer_stage_ns},
-                                {&now.write_wal_ns, before.write_wal_ns},
-                                {&now.write_memtable_ns, before.write_memtable_ns},
-                                {&now.write_timed_appends, before.write_timed_appends},
-                                {&now.writer_polls, before.writer_polls},
-                                {&now.writer_polls_run_out, before.writer_polls_run_out},
-                                {&now.sync_polls, before.sync_polls},
-                                {&now.sync_polls_run_out, before.sync_polls_run_out},
-                                {&now.wal_prefill.bytes_filled, before.wal_prefill.bytes_filled},
-                                {&now.wal_prefill.writer_waits, before.wal_prefill.writer_waits}}) {
-    *field -= earlier;
-  }
-  return now;
-}
-
 double PerSync(const LogStats& stats) {
   return static_cast<double>(stats.sync_ns) / 1000.0 /
          static_cast<double>(std::max<uint64_t>(1, stats.syncs));
@@ -358,13 +334,13 @@ int RunAppendBench(const Settings& settings) {
       }
       raw_total.Add(raw_slice);
       ours_total.Add(ours_slice);
-      const LogStats stats = Since(before, ours.log().Stats());
+      const LogStats stats = ours.log().Stats().Since(before);
       fmt::print(stderr, "  round {}: raw baseline {:.0f} records/s; ledger {:.0f} appends/s",
                  round + 1, raw_slice.Rate(), ours_slice.Rate());
       if (durable) fmt::print(stderr, ", {:.0f} us per fsync", PerSync(stats));
       fmt::print(stderr, "\n");
     }
-    ReportGroups(Since(timed_start, ours.log().Stats()),
+    ReportGroups(ours.log().Stats().Since(timed_start),
                  fmt::format("{} {}, {}", run.writers, run.threads ? "threads" : "clients",
                              DurabilityName(run.durability)));
     fmt::print(stderr, "  {} rounds of {:.2f} s a side; {:.2f} s waited for quiet databases\n",
