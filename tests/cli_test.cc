@@ -86,6 +86,19 @@ TEST_F(Cli, ExitCodesSayWhatHappened) {
   EXPECT_EQ(Run({"jobs", "frobnicate"}).exit_code, 2);
   EXPECT_EQ(Run({"routing", "set-shards", "not-a-number"}).exit_code, 2);
   EXPECT_EQ(Run({"jobs", "create", "--type", "NoSuchType", "--internal-id", "1"}).exit_code, 2);
+  EXPECT_EQ(Run({"jobs", "verify", "SnosRun-1", "--token", "1", "--result", "maybe"}).exit_code, 2);
+  // An ids file that cannot be read is bad input that names the file, not an empty list.
+  Ran unread = Run({"workflows", "register", "wf-x", "--file", dir_.Sub("no-such-ids"), "--json"});
+  EXPECT_EQ(unread.exit_code, 2) << unread.out << unread.err;
+  ASSERT_FALSE(unread.out.empty()) << unread.err;
+  EXPECT_EQ(json::parse(unread.out)["error"], "BadRequest") << unread.out;
+  EXPECT_NE(json::parse(unread.out)["message"].get<std::string>().find("no-such-ids"),
+            std::string::npos)
+      << unread.out;
+  Ran mapped = Run({"mapping", "get", "wf-x", "--json"});
+  ASSERT_EQ(mapped.exit_code, 0) << mapped.err;
+  EXPECT_EQ(json::parse(mapped.out)["unknownIds"], json::array({"wf-x"}))
+      << "nothing was registered";
   // 1: the ledger refused.
   Ran ran = Run({"jobs", "show", "SnosRun-424242"});
   EXPECT_EQ(ran.exit_code, 1) << ran.out << ran.err;
@@ -118,6 +131,55 @@ TEST_F(Cli, JobLifecycleFromTheCommandLine) {
   ran = Run({"audit", "history", "job/" + id, "--json"});
   ASSERT_EQ(ran.exit_code, 0) << ran.err;
   EXPECT_EQ(JsonLines(ran.out).size(), 3u);  // created, claimed, processed
+}
+
+TEST_F(Cli, DeregisterTriggerReportsAndAJobsFailureAndRetry) {
+  StartDaemon();
+  ASSERT_EQ(Run({"routing", "set-shards", "2"}).exit_code, 0);
+  ASSERT_EQ(Run({"workflows", "register", "wf-a", "wf-b"}).exit_code, 0);
+  Ran ran = Run({"workflows", "deregister", "wf-b", "--json"});
+  ASSERT_EQ(ran.exit_code, 0) << ran.err;
+  EXPECT_GT(json::parse(ran.out)["lastSeq"].get<uint64_t>(), 0u);
+  ran = Run({"mapping", "get", "wf-a", "wf-b", "--json"});
+  ASSERT_EQ(ran.exit_code, 0) << ran.err;
+  EXPECT_EQ(json::parse(ran.out)["unknownIds"], json::array({"wf-b"}));
+  // A shard's report is one record, with the total given or taken from the ids.
+  for (const auto& args : std::vector<std::vector<std::string>>{{"--shard", "0", "wf-a"},
+                                                                {"--shard", "1", "--total", "5"}}) {
+    std::vector<std::string> report{"trigger", "report", "--json"};
+    report.insert(report.end(), args.begin(), args.end());
+    ran = Run(report);
+    ASSERT_EQ(ran.exit_code, 0) << ran.err;
+    const json r = json::parse(ran.out);
+    EXPECT_EQ(r["firstSeq"], r["lastSeq"]) << ran.out;
+  }
+
+  // A rejected verification without --reason fails the job with the ledger's own reason; it
+  // shows in the attention list, and an operator's retry lets a worker claim it again.
+  ran = Run({"jobs", "create", "--type", "SnosRun", "--internal-id", "9", "--json"});
+  ASSERT_EQ(ran.exit_code, 0) << ran.err;
+  const std::string id = json::parse(ran.out)["job"]["id"];
+  ASSERT_EQ(Run({"jobs", "claim", id, "--worker", "w1"}).exit_code, 0);
+  ASSERT_EQ(Run({"jobs", "complete", id, "--token", "1", "--external-id", "abc"}).exit_code, 0);
+  ran = Run({"jobs", "verify", id, "--token", "1", "--result", "rejected", "--json"});
+  ASSERT_EQ(ran.exit_code, 0) << ran.err;
+  EXPECT_EQ(json::parse(ran.out)["job"]["status"], "Failed");
+  EXPECT_EQ(json::parse(ran.out)["job"]["failureReason"], "verification rejected");
+  EXPECT_EQ(json::parse(ran.out)["job"]["externalId"], "abc");
+  ran = Run({"jobs", "list", "--attention", "--json"});
+  ASSERT_EQ(ran.exit_code, 0) << ran.err;
+  ASSERT_EQ(json::parse(ran.out).size(), 1u);
+  ASSERT_EQ(Run({"jobs", "retry", id}).exit_code, 0);
+  ran = Run({"jobs", "claim", id, "--worker", "w2", "--json"});
+  ASSERT_EQ(ran.exit_code, 0) << ran.err;
+  EXPECT_EQ(json::parse(ran.out)["job"]["claim"]["fencingToken"], 2);
+  ran = Run({"jobs", "fail", id, "--token", "2", "--reason", "prover down", "--json"});
+  ASSERT_EQ(ran.exit_code, 0) << ran.err;
+  EXPECT_EQ(json::parse(ran.out)["job"]["failureReason"], "prover down");
+  ran = Run({"jobs", "list", "--type", "SnosRun", "--status", "Failed", "--json"});
+  ASSERT_EQ(ran.exit_code, 0) << ran.err;
+  EXPECT_EQ(json::parse(ran.out).size(), 1u);
+  EXPECT_EQ(Run({"jobs", "list", "--status", "Bogus"}).exit_code, 2);
 }
 
 TEST_F(Cli, ReplaySubscribeAndAudit) {
