@@ -248,6 +248,18 @@ bool PrintRecord(const Globals& g, uint64_t seq, std::string_view bytes) {
   return true;
 }
 
+// Prints each record; stops at the first whose bytes do not decode, with a Corruption status
+// that names it.
+Status PrintRecords(const Globals& g, const std::vector<StoredRecord>& records) {
+  for (const auto& record : records) {
+    if (!PrintRecord(g, record.seq, record.bytes)) {
+      return Status(ErrorCode::kCorruption,
+                    "record " + std::to_string(record.seq) + " does not decode");
+    }
+  }
+  return Status::Ok();
+}
+
 // The ids a command takes: as arguments, from a file (--file, one per line, '-' for stdin),
 // or both.
 struct IdArgs {
@@ -633,12 +645,7 @@ Status Replay(const Globals& g, Connection& c, uint64_t from, uint64_t to,
   const uint64_t last = to == 0 ? UINT64_MAX : to;
   while (!g_interrupted) {
     SL_ASSIGN_OR_RETURN(auto chunk, c.client->Replay(next, last, topics));
-    for (const auto& record : chunk.records) {
-      if (!PrintRecord(g, record.seq, record.bytes)) {
-        return Status(ErrorCode::kCorruption,
-                      "record " + std::to_string(record.seq) + " does not decode");
-      }
-    }
+    SL_RETURN_IF_ERROR(PrintRecords(g, chunk.records));
     if (chunk.done) break;
     next = chunk.next_seq;
   }
@@ -710,13 +717,7 @@ void AddAuditCommands(CLI::App& app, Invocation& run) {
   history->callback(run.Run([&g = run.g, stream](Connection& c) -> Status {
     SL_ASSIGN_OR_RETURN(auto records, c.client->StreamHistory(*stream));
     if (records.empty()) return Status(ErrorCode::kNotFound, "no stream " + *stream);
-    for (const auto& record : records) {
-      if (!PrintRecord(g, record.seq, record.bytes)) {
-        return Status(ErrorCode::kCorruption,
-                      "record " + std::to_string(record.seq) + " does not decode");
-      }
-    }
-    return Status::Ok();
+    return PrintRecords(g, records);
   }));
 }
 
