@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -23,8 +24,8 @@ namespace {
 using testing::TempDir;
 
 // A database of two families on the prefix-bucket memtable, hashed on a key's first 4 bytes
-// into 8 slots unless a test says otherwise (so prefixes share slots): `bare` takes RocksDB's own arena, `huge` the
-// huge-page arena the log's families use.
+// into 8 slots unless a test says otherwise (so prefixes share slots): `bare` takes RocksDB's own
+// arena, `huge` the huge-page arena the log's families use.
 class PrefixBucketMemtableTest : public ::testing::Test {
  protected:
   void Open(size_t write_buffer = 64 << 20, size_t slots = 8) {
@@ -316,45 +317,33 @@ TEST_F(PrefixBucketMemtableTest, ASearchKeepsTheNodeItStoppedBeforeWhileKeysGoIn
   EXPECT_GT(searches.load(), 0u);
 }
 
-// A flush (and a whole-family scan) sorts the memtable on the keys' first 16 bytes before it
-// reads the keys themselves. Keys that tell those apart only past byte 16, keys shorter than
-// 16 bytes that begin longer ones, zero and high bytes, and a key's older version kept for a
-// snapshot all come out in the comparator's order: a scan agrees with a map of what was
-// written, now and at the snapshot, in the memtable and after a flush.
-TEST_F(PrefixBucketMemtableTest, WholeScansAndFlushesOrderKeysByEveryByte) {
-  Open();
-  std::mt19937 random(23);
-  const std::string alphabet("\x00\x01\x7f\x80\xff", 5);
-  auto some_bytes = [&](size_t n) {
-    std::string out;
-    for (size_t i = 0; i < n; ++i) out.push_back(alphabet[random() % alphabet.size()]);
-    return out;
-  };
-  std::vector<std::string> bases;  // 16 bytes each, so many keys share their first 16
-  for (int i = 0; i < 3; ++i) bases.push_back(some_bytes(16));
-  auto some_key = [&] {
-    const std::string& base = bases[random() % bases.size()];
-    if (random() % 3 == 0) return base.substr(0, 1 + random() % 16);  // begins longer keys
-    return base + some_bytes(random() % 9);
-  };
+// Writes `operations` rows of keys from `some_key` into both families (overwrites among
+// them), takes a snapshot, then deletes and writes as many again: every whole scan, with and
+// without the snapshot, agrees with a map of what was written, in the memtable and after a
+// flush. A memtable of 4,096 keys or more is sorted by groups of its keys' leading bits
+// (SortByPrefix) before its groups are sorted; a smaller one by std::sort alone.
+void CheckWholeScansAndFlushes(rocksdb::DB& db,
+                               const std::vector<rocksdb::ColumnFamilyHandle*>& families,
+                               std::mt19937& random, const std::function<std::string()>& some_key,
+                               int operations) {
   std::map<std::string, std::string> model;
   auto put = [&](const std::string& key, const std::string& value) {
     rocksdb::WriteBatch batch;
-    for (auto* cf : Families()) ASSERT_TRUE(batch.Put(cf, key, value).ok());
-    ASSERT_TRUE(db_->Write(rocksdb::WriteOptions(), &batch).ok());
+    for (auto* cf : families) ASSERT_TRUE(batch.Put(cf, key, value).ok());
+    ASSERT_TRUE(db.Write(rocksdb::WriteOptions(), &batch).ok());
     model[key] = value;
   };
-  for (int i = 0; i < 3000; ++i) put(some_key(), "first " + std::to_string(i));
-  ASSERT_GT(model.size(), 500u);
+  for (int i = 0; i < operations; ++i) put(some_key(), "first " + std::to_string(i));
+  ASSERT_GT(model.size(), static_cast<size_t>(operations) / 6);
   const std::map<std::string, std::string> at_snapshot = model;
-  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
-  for (int i = 0; i < 3000; ++i) {
+  const rocksdb::Snapshot* snapshot = db.GetSnapshot();
+  for (int i = 0; i < operations; ++i) {
     if (random() % 4 == 0) {
       auto it = model.lower_bound(some_key());
       if (it == model.end()) continue;
       rocksdb::WriteBatch batch;
-      for (auto* cf : Families()) ASSERT_TRUE(batch.Delete(cf, it->first).ok());
-      ASSERT_TRUE(db_->Write(rocksdb::WriteOptions(), &batch).ok());
+      for (auto* cf : families) ASSERT_TRUE(batch.Delete(cf, it->first).ok());
+      ASSERT_TRUE(db.Write(rocksdb::WriteOptions(), &batch).ok());
       model.erase(it);
     } else {
       put(some_key(), "second " + std::to_string(i));
@@ -364,7 +353,7 @@ TEST_F(PrefixBucketMemtableTest, WholeScansAndFlushesOrderKeysByEveryByte) {
     rocksdb::ReadOptions read;
     read.total_order_seek = true;
     read.snapshot = at;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf));
+    std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(read, cf));
     std::map<std::string, std::string> rows;
     std::string last;
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
@@ -377,7 +366,7 @@ TEST_F(PrefixBucketMemtableTest, WholeScansAndFlushesOrderKeysByEveryByte) {
   };
   for (const char* when : {"in the memtable", "after a flush"}) {
     SCOPED_TRACE(when);
-    for (auto* cf : Families()) {
+    for (auto* cf : families) {
       SCOPED_TRACE(cf->GetName());
       EXPECT_TRUE(scan(cf, nullptr) == model);
       EXPECT_TRUE(scan(cf, snapshot) == at_snapshot);
@@ -385,13 +374,99 @@ TEST_F(PrefixBucketMemtableTest, WholeScansAndFlushesOrderKeysByEveryByte) {
         rocksdb::ReadOptions read;
         read.snapshot = snapshot;
         std::string got;
-        ASSERT_TRUE(db_->Get(read, cf, key, &got).ok());
+        ASSERT_TRUE(db.Get(read, cf, key, &got).ok());
         EXPECT_EQ(got, value);
       }
     }
-    for (auto* cf : Families()) ASSERT_TRUE(db_->Flush(rocksdb::FlushOptions(), cf).ok());
+    for (auto* cf : families) ASSERT_TRUE(db.Flush(rocksdb::FlushOptions(), cf).ok());
   }
-  db_->ReleaseSnapshot(snapshot);
+  db.ReleaseSnapshot(snapshot);
+}
+
+// Bytes from a small alphabet that holds the extremes: keys that share long beginnings.
+std::string SomeBytes(std::mt19937& random, size_t n) {
+  const std::string alphabet("\x00\x01\x7f\x80\xff", 5);
+  std::string out;
+  for (size_t i = 0; i < n; ++i) out.push_back(alphabet[random() % alphabet.size()]);
+  return out;
+}
+
+// A flush (and a whole-family scan) sorts the memtable on the keys' first 16 bytes before it
+// reads the keys themselves. Keys that tell those apart only past byte 16, keys shorter than
+// 16 bytes that begin longer ones, zero and high bytes, and a key's older version kept for a
+// snapshot all come out in the comparator's order: a scan agrees with a map of what was
+// written, now and at the snapshot, in the memtable and after a flush.
+TEST_F(PrefixBucketMemtableTest, WholeScansAndFlushesOrderKeysByEveryByte) {
+  Open();
+  std::mt19937 random(23);
+  std::vector<std::string> bases;  // 16 bytes each, so many keys share their first 16
+  for (int i = 0; i < 3; ++i) bases.push_back(SomeBytes(random, 16));
+  CheckWholeScansAndFlushes(
+      *db_, Families(), random,
+      [&] {
+        const std::string& base = bases[random() % bases.size()];
+        if (random() % 3 == 0) return base.substr(0, 1 + random() % 16);  // begins longer keys
+        return base + SomeBytes(random, random() % 9);
+      },
+      3000);
+}
+
+// The same with 20,000 rows and as many changes after the snapshot (~40,000 memtable
+// entries, sorted by groups first): random 16-byte ids, in slots of their own mostly, among
+// keys of the shapes above. The groups are the keys' first 16 bits.
+TEST_F(PrefixBucketMemtableTest, LargeMemtablesOfRandomAndSharedKeysScanInOrder) {
+  Open(64 << 20, 1 << 16);
+  std::mt19937 random(29);
+  std::vector<std::string> bases;
+  for (int i = 0; i < 3; ++i) bases.push_back(SomeBytes(random, 16));
+  CheckWholeScansAndFlushes(
+      *db_, Families(), random,
+      [&]() -> std::string {
+        const int kind = static_cast<int>(random() % 4);
+        if (kind < 2) {
+          std::string id;
+          for (int i = 0; i < 16; ++i) id.push_back(static_cast<char>(random()));
+          return id;
+        }
+        const std::string& base = bases[random() % bases.size()];
+        if (kind == 2) return base.substr(0, 1 + random() % 16);
+        return base + SomeBytes(random, random() % 9);
+      },
+      20'000);
+}
+
+// Keys that begin with one of `beginnings` and go on with a few bytes (as a stream's version
+// rows do) or end there, ~40,000 memtable entries.
+void CheckSharedBeginnings(rocksdb::DB& db,
+                           const std::vector<rocksdb::ColumnFamilyHandle*>& families,
+                           const std::vector<std::string>& beginnings, unsigned seed) {
+  std::mt19937 random(seed);
+  CheckWholeScansAndFlushes(
+      db, families, random,
+      [&] {
+        std::string key =
+            beginnings[random() % beginnings.size()] + SomeBytes(random, random() % 8);
+        if (random() % 2 == 0) {
+          for (int i = 0; i < 2; ++i) key.push_back(static_cast<char>(random()));
+        }
+        return key;
+      },
+      20'000);
+}
+
+// One 12-byte beginning: the groups are bits of the 13th and 14th bytes, and of the zeros
+// past the end of a key that ends there.
+TEST_F(PrefixBucketMemtableTest, LargeMemtablesOfKeysThatShareTwelveBytesScanInOrder) {
+  Open();
+  CheckSharedBeginnings(*db_, Families(), {"stream/00042"}, 31);
+}
+
+// Two 8-byte beginnings that part in their 7th byte ('/' and ':' part at its fourth bit): the
+// groups' bits run from there into the 9th byte, across the two numbers a key's first 16
+// bytes are held in.
+TEST_F(PrefixBucketMemtableTest, LargeMemtablesOfKeysThatPartInTheirSeventhByteScanInOrder) {
+  Open();
+  CheckSharedBeginnings(*db_, Families(), {"stream/0", "stream:0"}, 37);
 }
 
 }  // namespace
