@@ -107,7 +107,10 @@ std::optional<Durability> ParseDurability(std::string_view name) {
 }
 
 EventLog::EventLog(std::string dir, EventLogOptions options)
-    : dir_(std::move(dir)), options_(std::move(options)), group_ids_(std::make_unique<GroupIds>()) {
+    : dir_(std::move(dir)),
+      options_(std::move(options)),
+      group_ids_(std::make_unique<GroupIds>()),
+      stored_ids_(std::make_unique<StoredIdLookup>()) {
   writer_poll_.set_limit(options_.queue_poll);
   // In a durable log the sync thread seldom waits under load (the writer has written the next
   // groups by the time an fsync returns), and its polling took a vCPU from a lone blocking

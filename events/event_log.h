@@ -51,7 +51,8 @@ enum class Durability {
 std::string_view DurabilityName(Durability durability);
 std::optional<Durability> ParseDurability(std::string_view name);
 
-class GroupIds;  // events/event_log_internal.h
+class GroupIds;        // events/event_log_internal.h
+class StoredIdLookup;  // events/event_log_internal.h
 
 struct EventLogOptions {
   Durability durability = Durability::kDurable;
@@ -244,7 +245,7 @@ class EventLog {
   static std::vector<CommittedRecord> CommittedRecordsOf(StagedGroup& group);
   // Waits until every staged group is durable and acknowledged. Caller holds write_mu_.
   void DrainPipeline();
-  Status Validate(Pending& pending, GroupState& group);
+  Status Validate(Pending& pending, GroupState& group, size_t index);
   Status CheckExpectations(const AppendBatch& batch);
   void Stage(Pending& pending, GroupState& group, rocksdb::WriteBatch& batch, Status& hook_error);
   Result<uint64_t> StoredStreamVersion(std::string_view stream) const;
@@ -284,7 +285,8 @@ class EventLog {
   // Cleared when a group fails. `hash` is StreamTable::Hash(stream).
   Result<StreamTable::Entry*> CachedStream(std::string_view stream, uint64_t hash);
   StreamTable stream_cache_;
-  std::unique_ptr<GroupIds> group_ids_;  // the staged group's event ids (GroupState::ids)
+  std::unique_ptr<GroupIds> group_ids_;         // the staged group's event ids (GroupState::ids)
+  std::unique_ptr<StoredIdLookup> stored_ids_;  // the staged group's ids as RocksDB holds them
   LogHead staged_head_;  // the last record staged, maybe not written or durable
   int64_t last_timestamp_ns_ = 0;
 

@@ -3,6 +3,8 @@
 // event_log_sync.cc). Not part of the EventLog interface.
 #pragma once
 
+#include <rocksdb/db.h>
+#include <rocksdb/slice.h>
 #include <rocksdb/status.h>
 #include <rocksdb/write_batch.h>
 
@@ -156,6 +158,42 @@ class GroupIds {
   std::vector<Slot> slots_;
   size_t size_ = 0;
   uint64_t generation_ = 1;
+};
+
+// The event ids of a group's one-event appends (the usual append) as RocksDB holds them,
+// looked up in one MultiGet before the group is validated. RocksDB then probes each SST
+// file's filter for all of them together, fetching ahead, where a Get per append waited on
+// each probe in turn (and its memtable probe too). Valid for the whole group: RocksDB holds
+// every earlier group, and the group's own ids are in GroupIds. The writer's own, reused
+// group after group.
+class StoredIdLookup {
+ public:
+  struct Answer {
+    uint64_t seq = 0;  // where RocksDB holds the id; 0: it does not (or it was not asked)
+    Status error;      // the lookup failed: the storage's failure, not the append's
+  };
+
+  // Starts a lookup for a group of `appends` appends.
+  void Reset(size_t appends) {
+    asked_.clear();
+    answers_.assign(appends, Answer{});
+  }
+  // Asks for `id` on behalf of append `index`. The id must outlive Run.
+  void Ask(size_t index, const Id128& id) { asked_.push_back(Asked{&id, index}); }
+  // Looks every asked id up in `cf`, each distinct id once.
+  void Run(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf);
+  const Answer& For(size_t index) const { return answers_[index]; }
+
+ private:
+  struct Asked {
+    const Id128* id;
+    size_t index;
+  };
+  std::vector<Asked> asked_;
+  std::vector<Answer> answers_;
+  std::vector<rocksdb::Slice> keys_;
+  std::vector<rocksdb::PinnableSlice> values_;
+  std::vector<rocksdb::Status> statuses_;
 };
 
 // What the writer knows about the group it is building, beyond what is already staged.

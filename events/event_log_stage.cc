@@ -29,6 +29,12 @@ AppendResult Replayed(std::vector<uint64_t> seqs) {
   return result;
 }
 
+// Whether an append's event id is looked up with the other such ids of its group
+// (StoredIdLookup) rather than on its own: a one-event append whose id the caller gave.
+bool IdLookedUpWithGroup(const AppendBatch& batch) {
+  return batch.events.size() == 1 && !batch.ids_minted;
+}
+
 // A large append's records as the writer places them, for the hooks to fold on a second core
 // meanwhile (a shard-count change: 200,000 records, 0.3 s of its 1.0 s of staging in the
 // shard map's fold). The writer fills `placed` in order and moves `ready` on; the folder
@@ -124,19 +130,56 @@ Status EventLog::CheckExpectations(const AppendBatch& batch) {
   return Status::Ok();
 }
 
-Status EventLog::Validate(Pending& pending, GroupState& group) {
+void StoredIdLookup::Run(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf) {
+  if (asked_.empty()) return;
+  // Sorted, so that an id asked twice in the group (a client's retry queued behind the
+  // first) is looked up once.
+  std::sort(asked_.begin(), asked_.end(),
+            [](const Asked& a, const Asked& b) { return *a.id < *b.id; });
+  keys_.clear();
+  for (size_t i = 0; i < asked_.size(); ++i) {
+    if (i == 0 || *asked_[i].id != *asked_[i - 1].id) {
+      keys_.emplace_back(reinterpret_cast<const char*>(asked_[i].id->data()), asked_[i].id->size());
+    }
+  }
+  values_.clear();
+  values_.resize(keys_.size());
+  statuses_.assign(keys_.size(), rocksdb::Status());
+  db.MultiGet(rocksdb::ReadOptions(), cf, keys_.size(), keys_.data(), values_.data(),
+              statuses_.data(), /*sorted_input=*/true);
+  size_t key = 0;
+  for (size_t i = 0; i < asked_.size(); ++i) {
+    if (i > 0 && *asked_[i].id != *asked_[i - 1].id) ++key;
+    Answer& answer = answers_[asked_[i].index];
+    const rocksdb::Status& status = statuses_[key];
+    if (status.IsNotFound()) continue;
+    if (!status.ok()) {
+      answer.error = FromRocks(status, "reading event id");
+    } else if (values_[key].size() != 8) {
+      answer.error = Status(ErrorCode::kCorruption, "malformed event id entry");
+    } else {
+      answer.seq = ReadBigEndian64(values_[key].ToStringView());
+    }
+  }
+  // A value may pin a memtable or a cached block: released now, not at the next group's
+  // lookup, by when a flush may have retired what it pins.
+  for (rocksdb::PinnableSlice& value : values_) value.Reset();
+}
+
+Status EventLog::Validate(Pending& pending, GroupState& group, size_t index) {
   const AppendBatch& batch = pending.batch;
   // Idempotency: a batch whose event ids are all recorded is answered with their seqs. The
   // group's earlier appends are not in RocksDB yet; every earlier group is.
   const size_t n = batch.events.size();
-  if (n == 1 && !batch.ids_minted) {
-    // Most appends carry one event: one Get, no MultiGet (whose setup — context, key
-    // sorting, batching by file — cost more than the lookup) and no vectors.
+  if (IdLookedUpWithGroup(batch)) {
+    // Most appends carry one event: its id was looked up with the group's others
+    // (StageGroup), and no vectors here.
     const Id128& id = batch.events[0].event_id;
     uint64_t seq = group.ids->Find(id);
     if (seq == 0) {
-      SL_ASSIGN_OR_RETURN(std::optional<uint64_t> stored, StoredEventSeq(id));
-      seq = stored.value_or(0);
+      const StoredIdLookup::Answer& stored = stored_ids_->For(index);
+      if (!stored.error.ok()) return stored.error;
+      seq = stored.seq;
     }
     if (seq == 0) return CheckExpectations(batch);
     pending.result = Replayed({seq});
@@ -346,9 +389,17 @@ std::unique_ptr<EventLog::StagedGroup> EventLog::StageGroup(
   // Never zero either: a placed record's position fields must be non-zero.
   state.timestamp_ns = std::max({options_.clock(), last_timestamp_ns_, int64_t{1}});
 
+  // The one-event appends' ids, looked up together.
+  stored_ids_->Reset(staged->pendings.size());
+  for (size_t p = 0; p < staged->pendings.size(); ++p) {
+    const AppendBatch& batch = staged->pendings[p]->batch;
+    if (IdLookedUpWithGroup(batch)) stored_ids_->Ask(p, batch.events[0].event_id);
+  }
+  stored_ids_->Run(*db_, ids_cf_);
+
   for (size_t p = 0; p < staged->pendings.size(); ++p) {
     auto& pending = staged->pendings[p];
-    Status valid = Validate(*pending, state);
+    Status valid = Validate(*pending, state, p);
     if (!valid.ok()) {
       if (valid.code() == ErrorCode::kIoError || valid.code() == ErrorCode::kCorruption) {
         staged->error = valid;  // the storage failed, not the batch

@@ -6,6 +6,10 @@
 #include <rocksdb/table.h>
 #include <rocksdb/table_properties.h>
 
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "events/event_log.h"
@@ -172,6 +176,115 @@ TEST(EventLog, RepeatInTheSameGroupIsRecognised) {
     EXPECT_EQ(r->first_seq, 1u);
   }
   EXPECT_EQ(log->Head().seq, 1u);
+}
+
+// A hook whose first Fold waits until released: the appends queued meanwhile are staged
+// together, in the next group.
+class GateProjection : public FoldHook {
+ public:
+  Status Fold(const Record&, rocksdb::WriteBatch&) override {
+    std::unique_lock lock(mu_);
+    if (!entered_) {
+      entered_ = true;
+      cv_.notify_all();
+      cv_.wait(lock, [&] { return open_; });
+    }
+    return Status::Ok();
+  }
+  void Publish(uint64_t) override {}
+  void Discard(uint64_t) override {}
+  void WaitEntered() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return entered_; });
+  }
+  void Open() {
+    std::lock_guard lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool entered_ = false;
+  bool open_ = false;
+};
+
+// One group of one-event appends whose ids are looked up together: ids recorded in an SST
+// file and in the memtable are answered with their seqs (one of them asked twice in the
+// group), an id new to the log is written once and its repeat later in the same group is
+// answered with the seq it got, and the other new ids get seqs in queue order; a batch of
+// two events in the same group is looked up on its own.
+TEST(EventLog, OneEventAppendsOfAGroupAreLookedUpTogether) {
+  TempDir dir;
+  GateProjection gate;  // outlives the log, which holds it
+  auto log = OpenLog(dir.path());
+  const AppendBatch in_file = OneEvent("s/file");
+  const AppendBatch in_memtable = OneEvent("s/memtable");
+  ASSERT_OK(log->Append(in_file));      // seq 1
+  ASSERT_OK(log->SettleStorage());      // flushed: an SST file holds its id
+  ASSERT_OK(log->Append(in_memtable));  // seq 2
+  ASSERT_OK(log->AddHook(&gate, log->Head().seq));
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::optional<Result<AppendResult>>> results;
+  auto append = [&](AppendBatch batch) {
+    size_t index = 0;
+    {
+      std::lock_guard lock(mu);
+      index = results.size();
+      results.emplace_back();
+    }
+    log->AppendAsync(std::move(batch), [&, index](Result<AppendResult> result) {
+      std::lock_guard lock(mu);
+      results[index].emplace(std::move(result));
+      cv.notify_all();
+    });
+  };
+  append(OneEvent("s/opens"));  // seq 3, held in its group by the gate
+  gate.WaitEntered();
+  const LogStats before = log->Stats();
+  const AppendBatch fresh = OneEvent("s/fresh");
+  AppendBatch two;
+  two.events.push_back(Assigned("s/two", "a", 1));
+  two.events.push_back(Assigned("s/two", "b", 1));
+  append(in_file);              // 1: recorded in the file
+  append(fresh);                // 2: new, seq 4
+  append(in_memtable);          // 3: recorded in the memtable
+  append(fresh);                // 4: the repeat of 2, in the same group
+  append(OneEvent("s/other"));  // 5: new, seq 5
+  append(in_file);              // 6: asked twice in one lookup
+  append(two);                  // 7: seqs 6 and 7
+  gate.Open();
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] {
+      return std::all_of(results.begin(), results.end(),
+                         [](const auto& r) { return r.has_value(); });
+    }));
+  }
+  const LogStats after = log->Stats().Since(before);
+  EXPECT_EQ(after.groups, 2u) << "the gate's group and the one queued behind it";
+  struct Expected {
+    uint64_t first_seq;
+    uint64_t last_seq;
+    bool replayed;
+  };
+  const std::vector<Expected> expected = {{3, 3, false}, {1, 1, true}, {4, 4, false},
+                                          {2, 2, true},  {4, 4, true}, {5, 5, false},
+                                          {1, 1, true},  {6, 7, false}};
+  ASSERT_EQ(results.size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    SCOPED_TRACE("append " + std::to_string(i));
+    ASSERT_OK(*results[i]);
+    EXPECT_EQ((*results[i])->first_seq, expected[i].first_seq);
+    EXPECT_EQ((*results[i])->last_seq, expected[i].last_seq);
+    EXPECT_EQ((*results[i])->replayed, expected[i].replayed);
+  }
+  EXPECT_EQ(log->Head().seq, 7u);
+  EXPECT_EQ(log->ReadRange(1, 100).value().size(), 7u);
+  log->RemoveHook(&gate);
 }
 
 // The writer's table of a group's ids: found until cleared, gone after, the first seq kept;
