@@ -20,6 +20,7 @@
 
 #include "events/codec.h"
 #include "events/event_log.h"
+#include "events/keys.h"
 
 namespace shardledger {
 
@@ -27,6 +28,15 @@ namespace shardledger {
 inline Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   ErrorCode code = s.IsCorruption() ? ErrorCode::kCorruption : ErrorCode::kIoError;
   return Status(code, std::string(what) + ": " + s.ToString());
+}
+
+// What the `ids` family answered for one event id: the seq the id is stored at, 0 when it
+// is not stored (seqs start at 1), or why the answer cannot be used.
+inline Result<uint64_t> StoredSeqOf(const rocksdb::Status& status, std::string_view value) {
+  if (status.IsNotFound()) return uint64_t{0};
+  if (!status.ok()) return FromRocks(status, "reading event id");
+  if (value.size() != 8) return Status(ErrorCode::kCorruption, "malformed event id entry");
+  return ReadBigEndian64(value);
 }
 
 // A malformed append: the caller's error, typed kBadRequest.

@@ -192,10 +192,8 @@ Result<std::optional<uint64_t>> EventLog::StoredEventSeq(const Id128& id) const 
   std::string value;
   rocksdb::Slice key(reinterpret_cast<const char*>(id.data()), id.size());
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), ids_cf_, key, &value);
-  if (s.IsNotFound()) return std::optional<uint64_t>();
-  if (!s.ok()) return FromRocks(s, "reading event id");
-  if (value.size() != 8) return Status(ErrorCode::kCorruption, "malformed event id entry");
-  return std::optional<uint64_t>(ReadBigEndian64(value));
+  SL_ASSIGN_OR_RETURN(uint64_t seq, StoredSeqOf(s, value));
+  return seq == 0 ? std::optional<uint64_t>() : std::optional<uint64_t>(seq);
 }
 
 Result<ChainReport> EventLog::VerifyChain(uint64_t from, uint64_t to) const {

@@ -151,14 +151,11 @@ void StoredIdLookup::Run(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* cf) {
   for (size_t i = 0; i < asked_.size(); ++i) {
     if (i > 0 && *asked_[i].id != *asked_[i - 1].id) ++key;
     Answer& answer = answers_[asked_[i].index];
-    const rocksdb::Status& status = statuses_[key];
-    if (status.IsNotFound()) continue;
-    if (!status.ok()) {
-      answer.error = FromRocks(status, "reading event id");
-    } else if (values_[key].size() != 8) {
-      answer.error = Status(ErrorCode::kCorruption, "malformed event id entry");
+    Result<uint64_t> seq = StoredSeqOf(statuses_[key], values_[key].ToStringView());
+    if (seq.ok()) {
+      answer.seq = *seq;
     } else {
-      answer.seq = ReadBigEndian64(values_[key].ToStringView());
+      answer.error = seq.status();
     }
   }
   // A value may pin a memtable or a cached block: released now, not at the next group's
@@ -207,10 +204,7 @@ Status EventLog::Validate(Pending& pending, GroupState& group, size_t index) {
     db_->MultiGet(rocksdb::ReadOptions(), ids_cf_, keys.size(), keys.data(), values.data(),
                   statuses.data());
     for (size_t k = 0; k < keys.size(); ++k) {
-      if (statuses[k].IsNotFound()) continue;
-      if (!statuses[k].ok()) return FromRocks(statuses[k], "reading event id");
-      if (values[k].size() != 8) return Status(ErrorCode::kCorruption, "malformed event id entry");
-      seqs[asked[k]] = ReadBigEndian64(values[k].ToStringView());
+      SL_ASSIGN_OR_RETURN(seqs[asked[k]], StoredSeqOf(statuses[k], values[k].ToStringView()));
     }
   }
   const size_t known = static_cast<size_t>(
